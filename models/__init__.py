@@ -1,0 +1,1 @@
+"""Model adapters: script writers, speech synthesisers and animators behind small protocols."""

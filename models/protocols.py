@@ -1,0 +1,182 @@
+"""The contracts between the episode runtime and the model adapters.
+
+The runtime only ever talks to these protocols, so a deployment file can swap a
+llama.cpp writer for an OpenAI-compatible endpoint, or the 2D renderer for a GPU
+animator, without the pipeline changing (DESIGN.md, principle 4).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator, Literal, Protocol, Sequence, Union
+
+import numpy as np
+
+#: The episode's media clock: every timestamp is a count of samples at this rate.
+CLOCK_RATE = 48_000
+
+
+# --------------------------------------------------------------------------- script
+@dataclass(frozen=True)
+class ScriptRequest:
+    """What the script writer is asked for."""
+
+    topic: str
+    duration_s: float
+    hosts: tuple[str, str] = ("Alex", "Sam")
+    style: str = "conversational"
+    #: Rough speaking rate used to turn the duration into a word budget.
+    words_per_second: float = 2.6
+
+    @property
+    def word_budget(self) -> int:
+        return max(12, int(round(self.duration_s * self.words_per_second)))
+
+
+@dataclass(frozen=True)
+class ShowTitle:
+    title: str
+    kind: Literal["title"] = "title"
+
+
+@dataclass(frozen=True)
+class HostsAnnounced:
+    hosts: tuple[str, ...]
+    kind: Literal["hosts"] = "hosts"
+
+
+@dataclass(frozen=True)
+class DialogueLine:
+    """One turn of one host. ``index`` counts lines from 0 in script order."""
+
+    index: int
+    speaker: str
+    text: str
+    kind: Literal["line"] = "line"
+
+
+@dataclass(frozen=True)
+class ScriptEnd:
+    """The script is finished; ``reason`` says why (budget met, model stopped, ...)."""
+
+    reason: str
+    kind: Literal["end"] = "end"
+
+
+ScriptEvent = Union[ShowTitle, HostsAnnounced, DialogueLine, ScriptEnd]
+
+
+class ScriptWriter(Protocol):
+    """Streams a two-host script as structured events.
+
+    Contract: first a ``ShowTitle``, then ``HostsAnnounced``, then ``DialogueLine``
+    events whose speakers alternate between the two hosts, then exactly one
+    ``ScriptEnd``. Implementations never raise on malformed model output: they
+    repair or skip it. ``stream`` is a blocking generator; the runtime drives it
+    from a thread so tokens flow while other stages work.
+    """
+
+    name: str
+
+    def warm_up(self) -> None: ...
+
+    def stream(self, request: ScriptRequest) -> Iterator[ScriptEvent]: ...
+
+
+# --------------------------------------------------------------------------- speech
+@dataclass(frozen=True)
+class TimedPhoneme:
+    """A phoneme (espeak IPA symbol) and its span in samples, relative to the clip start."""
+
+    phoneme: str
+    start: int
+    end: int
+
+
+@dataclass
+class Speech:
+    """Mono float32 PCM on the media clock (``CLOCK_RATE``) plus phoneme timings."""
+
+    pcm: np.ndarray
+    phonemes: list[TimedPhoneme] = field(default_factory=list)
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.pcm.shape[0])
+
+
+class SpeechSynthesiser(Protocol):
+    name: str
+
+    def warm_up(self) -> None: ...
+
+    def voices(self) -> Sequence[str]: ...
+
+    def synthesize(self, text: str, voice: str) -> Speech: ...
+
+
+# --------------------------------------------------------------------------- video
+@dataclass(frozen=True)
+class Quality:
+    """One rung of the quality ladder: a resolution, a sharpness and a frame rate."""
+
+    name: str
+    height: int
+    fps: int
+    #: Supersampling factor: render at ``height * supersample`` and downscale (anti-aliasing).
+    supersample: int = 1
+
+    @property
+    def width(self) -> int:
+        # 16:9, rounded to an even number of pixels as I420 needs.
+        return int(round(self.height * 16 / 9 / 2)) * 2
+
+    @property
+    def samples_per_frame(self) -> int:
+        return CLOCK_RATE // self.fps
+
+
+@dataclass(frozen=True)
+class SceneInfo:
+    """What stays the same for a whole episode: title and hosts, left to right."""
+
+    title: str
+    hosts: tuple[str, str]
+
+
+@dataclass(frozen=True)
+class VisualSegment:
+    """Everything the animator needs to draw one segment.
+
+    ``start`` is the segment's first sample on the episode clock (so idle motion
+    and blinks are continuous across segments); ``pcm`` is the segment's audio on
+    the same clock, and ``phonemes`` are relative to ``start``.
+    """
+
+    index: int
+    start: int
+    n_samples: int
+    speaker: int  # index into SceneInfo.hosts
+    caption: str
+    pcm: np.ndarray
+    phonemes: tuple[TimedPhoneme, ...]
+
+
+class Animator(Protocol):
+    name: str
+
+    def warm_up(self) -> None: ...
+
+    def title_card(self, scene: SceneInfo, quality: Quality, t_s: float) -> np.ndarray:
+        """An RGB uint8 frame (H, W, 3) shown before the first segment and as filler."""
+        ...
+
+    def idle_frame(self, scene: SceneInfo, quality: Quality, clock: int) -> np.ndarray:
+        """Both hosts idle (nobody speaking) at episode time ``clock`` samples: stall filler."""
+        ...
+
+    def render(self, scene: SceneInfo, seg: VisualSegment, quality: Quality) -> Iterator[np.ndarray]:
+        """Yields RGB uint8 frames for n = 0 .. ceil(n_samples / samples_per_frame) - 1.
+
+        Frame n shows the instant ``seg.start + n * quality.samples_per_frame``.
+        """
+        ...

@@ -1,0 +1,1 @@
+"""Episode runtime: workflow and deployment config, segmenting, scheduling, the media clock."""

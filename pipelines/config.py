@@ -1,0 +1,250 @@
+"""Workflow and deployment files, validated with pydantic.
+
+The workflow (``configs/podcast.yaml``) says *what* is computed: tasks and their
+inputs, never models or hardware. The deployment (``configs/deploy/*.yaml``) says
+*how*: which adapter runs each task, with which parameters, and the quality ladder.
+Keeping them apart is Murakkab's idea: the same workflow runs on a laptop or a fleet.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from models.protocols import CLOCK_RATE, Quality
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = REPO_ROOT / "configs"
+DEFAULT_WORKFLOW = CONFIG_DIR / "podcast.yaml"
+DEFAULT_DEPLOYMENT = CONFIG_DIR / "deploy" / "local.yaml"
+
+#: Task kinds the episode runtime knows how to execute.
+TASK_KINDS = ("script", "segment", "speech", "video", "playout")
+#: Inputs that come from outside the workflow.
+EXTERNAL_INPUTS = ("request",)
+
+
+class ConfigError(ValueError):
+    """A configuration file is missing, unreadable or invalid; the message names file and field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ------------------------------------------------------------------ workflow
+class TaskSpec(_Strict):
+    kind: Literal["script", "segment", "speech", "video", "playout"]
+    inputs: list[str] = Field(default_factory=list)
+    #: "episode" tasks run once; "segment" tasks run once per segment.
+    per: Literal["episode", "segment"] = "episode"
+    description: str = ""
+
+
+class Workflow(_Strict):
+    name: str
+    description: str = ""
+    tasks: dict[str, TaskSpec]
+
+    @model_validator(mode="after")
+    def _check_graph(self) -> "Workflow":
+        known = set(self.tasks) | set(EXTERNAL_INPUTS)
+        for name, task in self.tasks.items():
+            for dep in task.inputs:
+                if dep not in known:
+                    raise ValueError(
+                        f"tasks.{name}.inputs: unknown input {dep!r}; "
+                        f"allowed: {sorted(known)}"
+                    )
+        # Reject cycles: data flows one way.
+        state: dict[str, int] = {}
+
+        def visit(node: str, path: list[str]) -> None:
+            if state.get(node) == 2 or node in EXTERNAL_INPUTS:
+                return
+            if state.get(node) == 1:
+                raise ValueError(f"tasks: cycle {' -> '.join(path + [node])}")
+            state[node] = 1
+            for dep in self.tasks[node].inputs:
+                visit(dep, path + [node])
+            state[node] = 2
+
+        for name in self.tasks:
+            visit(name, [])
+        kinds = [t.kind for t in self.tasks.values()]
+        for needed in ("script", "speech", "video"):
+            if needed not in kinds:
+                raise ValueError(f"tasks: the podcast runtime needs a task of kind {needed!r}")
+        return self
+
+    def task_of_kind(self, kind: str) -> str:
+        for name, task in self.tasks.items():
+            if task.kind == kind:
+                return name
+        raise KeyError(kind)
+
+
+# ------------------------------------------------------------------ deployment
+class AdapterSpec(_Strict):
+    adapter: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    workers: int = Field(1, ge=1, le=64)
+
+
+class HostSpec(_Strict):
+    name: str = Field(min_length=1, max_length=24)
+    voice: str
+
+
+class TierSpec(_Strict):
+    name: str
+    height: Literal[240, 360, 480, 540, 720, 1080]
+    fps: Literal[15, 25, 30]
+    supersample: Literal[1, 2, 3] = 1
+
+    def quality(self) -> Quality:
+        return Quality(name=self.name, height=self.height, fps=self.fps, supersample=self.supersample)
+
+
+class SegmenterSpec(_Strict):
+    #: Words per segment: a few seconds of speech (about 2.6 words a second).
+    max_words: int = Field(16, ge=3, le=80)
+    #: The very first segments are shorter so the first one is ready sooner.
+    first_max_words: int = Field(8, ge=2, le=80)
+    first_segments: int = Field(1, ge=0, le=10)
+    #: Silence after each line, part of the segment that ends the line.
+    pause_ms: int = Field(280, ge=0, le=3000)
+
+
+class TimelineSpec(_Strict):
+    #: The title card plays this long before the first words.
+    intro_s: float = Field(1.6, ge=0.0, le=10.0)
+    #: The closing card after the last words.
+    outro_s: float = Field(1.2, ge=0.0, le=10.0)
+
+
+class QualitySpec(_Strict):
+    ladder: list[TierSpec] = Field(min_length=1)
+    #: Tier used when nothing else decides.
+    default: str
+    #: Fixed early-low rule: the first N segments use ``startup`` to start faster.
+    startup: str | None = None
+    startup_segments: int = Field(0, ge=0, le=20)
+
+    @model_validator(mode="after")
+    def _check_names(self) -> "QualitySpec":
+        names = [t.name for t in self.ladder]
+        if len(set(names)) != len(names):
+            raise ValueError(f"ladder: tier names must be unique, got {names}")
+        for field in ("default", "startup"):
+            value = getattr(self, field)
+            if value is not None and value not in names:
+                raise ValueError(f"{field}: unknown tier {value!r}; allowed: {names}")
+        heights = [t.height for t in self.ladder]
+        if heights != sorted(heights):
+            raise ValueError(f"ladder: tiers must be ordered from lowest to highest, got heights {heights}")
+        return self
+
+    def tier(self, name: str) -> Quality:
+        for t in self.ladder:
+            if t.name == name:
+                return t.quality()
+        raise KeyError(name)
+
+    def qualities(self) -> list[Quality]:
+        return [t.quality() for t in self.ladder]
+
+
+class OutputSpec(_Strict):
+    video_codec: Literal["libx264", "h264"] = "libx264"
+    preset: str = "veryfast"
+    crf: int = Field(23, ge=0, le=51)
+    audio_bitrate: int = Field(96_000, ge=16_000, le=320_000)
+
+
+class Deployment(_Strict):
+    name: str
+    clock_rate: Literal[48000] = CLOCK_RATE
+    hosts: list[HostSpec] = Field(min_length=2, max_length=2)
+    tasks: dict[str, AdapterSpec]
+    segmenter: SegmenterSpec = SegmenterSpec()
+    timeline: TimelineSpec = TimelineSpec()
+    quality: QualitySpec
+    output: OutputSpec = OutputSpec()
+
+    @field_validator("hosts")
+    @classmethod
+    def _distinct_hosts(cls, hosts: list[HostSpec]) -> list[HostSpec]:
+        if hosts[0].name.lower() == hosts[1].name.lower():
+            raise ValueError("the two hosts need different names")
+        return hosts
+
+    def grid_samples(self) -> int:
+        """Segments are padded to a multiple of this, so every tier's frames tile them exactly."""
+        from math import lcm
+
+        return lcm(*(CLOCK_RATE // t.fps for t in self.quality.ladder))
+
+    def check_against(self, workflow: Workflow, source: str) -> None:
+        missing = [
+            name for name, task in workflow.tasks.items()
+            if task.kind in ("script", "speech", "video") and name not in self.tasks
+        ]
+        if missing:
+            raise ConfigError(
+                f"{source}: tasks: no adapter for workflow task(s) {missing}; "
+                f"the workflow {workflow.name!r} declares {sorted(workflow.tasks)}"
+            )
+        extra = sorted(set(self.tasks) - set(workflow.tasks))
+        if extra:
+            raise ConfigError(
+                f"{source}: tasks: {extra} not in workflow {workflow.name!r}; allowed: {sorted(workflow.tasks)}"
+            )
+
+
+# ------------------------------------------------------------------ loading
+def _format_error(path: Path, err: ValidationError) -> str:
+    lines = [f"{path}: invalid configuration"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "literal_error":
+            expected = e.get("ctx", {}).get("expected", "")
+            msg = f"got {e.get('input')!r}; allowed: {expected}"
+        elif e["type"] == "extra_forbidden":
+            msg = "unknown field (check the spelling)"
+        lines.append(f"  {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def load_workflow(path: str | Path = DEFAULT_WORKFLOW) -> Workflow:
+    path = Path(path)
+    try:
+        return Workflow.model_validate(_read_yaml(path))
+    except ValidationError as err:
+        raise ConfigError(_format_error(path, err)) from None
+
+
+def load_deployment(path: str | Path = DEFAULT_DEPLOYMENT, workflow: Workflow | None = None) -> Deployment:
+    path = Path(path)
+    try:
+        deployment = Deployment.model_validate(_read_yaml(path))
+    except ValidationError as err:
+        raise ConfigError(_format_error(path, err)) from None
+    if workflow is not None:
+        deployment.check_against(workflow, str(path))
+    return deployment

@@ -1,0 +1,1 @@
+"""StreamWise server: command line, REST API, WebRTC transport and pages."""

