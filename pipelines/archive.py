@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from fractions import Fraction
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 import cv2
@@ -38,13 +39,26 @@ def resize_i420(frame: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 class Mp4Writer:
-    def __init__(self, path: str | Path, quality: Quality, spec: OutputSpec | None = None) -> None:
+    """Writes the timeline to an MP4 file, or as fragmented MP4 to any object with ``write``."""
+
+    def __init__(
+        self,
+        target: str | Path | BinaryIO,
+        quality: Quality,
+        spec: OutputSpec | None = None,
+        fragmented: bool = False,
+    ) -> None:
         spec = spec or OutputSpec()
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = self.path.with_name(f".{self.path.name}.part")
         self.width, self.height = quality.width, quality.height
-        self.container = av.open(str(self._tmp), "w", format="mp4")
+        options = {"movflags": "frag_keyframe+empty_moov+default_base_moof"} if fragmented else {}
+        if isinstance(target, (str, Path)):
+            self.path: Path | None = Path(target)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._tmp: Path | None = self.path.with_name(f".{self.path.name}.part")
+            self.container = av.open(str(self._tmp), "w", format="mp4", options=options)
+        else:
+            self.path = self._tmp = None
+            self.container = av.open(target, "w", format="mp4", options=options)
         self.video = self.container.add_stream(spec.video_codec, rate=quality.fps)
         self.video.width = self.width
         self.video.height = self.height
@@ -80,7 +94,7 @@ class Mp4Writer:
             self.container.mux(packet)
         self.samples_written = segment.end
 
-    def close(self) -> Path:
+    def close(self) -> Path | None:
         """Flush encoders and publish the file under its final name."""
         if self._closed:
             return self.path
@@ -88,7 +102,8 @@ class Mp4Writer:
             for packet in stream.encode(None):
                 self.container.mux(packet)
         self.container.close()
-        os.replace(self._tmp, self.path)
+        if self._tmp is not None and self.path is not None:
+            os.replace(self._tmp, self.path)
         self._closed = True
         return self.path
 
@@ -100,5 +115,6 @@ class Mp4Writer:
             self.container.close()
         except Exception:  # noqa: BLE001 - the file is discarded anyway
             pass
-        self._tmp.unlink(missing_ok=True)
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
         self._closed = True

@@ -1,0 +1,143 @@
+// The player: WebRTC from the server, captions and transcript over a data channel,
+// and the viewer's own measurements (TTFF, first speech, freezes, A/V skew) sent back.
+(function () {
+  const cfg = window.STREAMWISE || {};
+  const episode = cfg.episode;
+  const video = document.getElementById("video");
+  const unmute = document.getElementById("unmute");
+  const stateEl = document.getElementById("state");
+  const statsEl = document.getElementById("stats");
+  const captionEl = document.getElementById("caption");
+  const linesEl = document.getElementById("lines");
+  const titleEl = document.getElementById("title");
+  titleEl.textContent = cfg.topic || "";
+  if (cfg.created && history.replaceState) history.replaceState(null, "", `/watch/${episode}`);
+
+  // performance.now() counts from navigation start: the TTFF definition.
+  const m = { viewer: null, ttffSeconds: null, firstAudioSeconds: null, firstSpeechSeconds: null };
+  window.streamwiseMetrics = m;
+  const now = () => performance.now() / 1000;
+
+  unmute.addEventListener("click", () => { video.muted = false; video.play(); unmute.hidden = true; });
+
+  function onFirstFrame() {
+    if (m.ttffSeconds === null) { m.ttffSeconds = now(); stateEl.textContent = "playing"; }
+  }
+  if ("requestVideoFrameCallback" in HTMLVideoElement.prototype) {
+    video.requestVideoFrameCallback(onFirstFrame);
+  } else {
+    video.addEventListener("playing", onFirstFrame, { once: true });
+  }
+
+  function showCaption(speaker, text) {
+    captionEl.replaceChildren();
+    if (!speaker) return;
+    const b = document.createElement("b"); b.textContent = speaker + ": ";
+    captionEl.append(b, document.createTextNode(text));   // text nodes: captions are data, never markup
+  }
+  function addLine(msg) {
+    const last = linesEl.lastElementChild;
+    if (last && last.dataset.line === String(msg.line)) {
+      last.lastChild.textContent += " " + msg.text;
+    } else {
+      const li = document.createElement("li"); li.dataset.line = String(msg.line);
+      const b = document.createElement("b"); b.textContent = msg.speaker + ": ";
+      li.append(b, document.createTextNode(msg.text)); linesEl.append(li);
+    }
+    linesEl.parentElement.scrollTop = linesEl.parentElement.scrollHeight;
+  }
+
+  function waitForIce(pc, timeoutMs) {
+    if (pc.iceGatheringState === "complete") return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => { pc.removeEventListener("icegatheringstatechange", check); resolve(); };
+      const check = () => { if (pc.iceGatheringState === "complete") done(); };
+      pc.addEventListener("icegatheringstatechange", check);
+      setTimeout(done, timeoutMs);
+    });
+  }
+
+  async function start() {
+    const pc = new RTCPeerConnection({ iceServers: cfg.iceServers || [] });
+    window.streamwisePc = pc;
+    pc.addTransceiver("video", { direction: "recvonly" });
+    pc.addTransceiver("audio", { direction: "recvonly" });
+    const channel = pc.createDataChannel("captions");
+    channel.onmessage = (ev) => {
+      const msg = JSON.parse(ev.data);
+      if (msg.type === "caption") showCaption(msg.speaker, msg.text);
+      else if (msg.type === "line") addLine(msg);
+      else if (msg.type === "ended") stateEl.textContent = "ended";
+    };
+    const stream = new MediaStream();
+    pc.ontrack = (ev) => {
+      stream.addTrack(ev.track);
+      if (video.srcObject !== stream) video.srcObject = stream;
+      video.play().catch(() => {});
+    };
+    pc.onconnectionstatechange = () => {
+      if (pc.connectionState === "failed") stateEl.textContent = "connection failed: reload the page to retry";
+    };
+    await pc.setLocalDescription(await pc.createOffer());
+    await waitForIce(pc, 400);
+    const res = await fetch(`/api/episodes/${episode}/offer`, {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ sdp: pc.localDescription.sdp, type: pc.localDescription.type }),
+    });
+    if (!res.ok) {
+      const body = await res.json().catch(() => ({}));
+      throw new Error(body.detail || `server answered ${res.status}`);
+    }
+    const answer = await res.json();
+    m.viewer = answer.viewer;
+    await pc.setRemoteDescription({ sdp: answer.sdp, type: answer.type });
+    addEventListener("pagehide", () => { report(pc, true); pc.close(); });
+    poll(pc);
+  }
+
+  let lastReport = 0;
+  async function collect(pc) {
+    const stats = await pc.getStats();
+    let v = null, a = null;
+    stats.forEach((s) => {
+      if (s.type === "inbound-rtp" && s.kind === "video") v = s;
+      if (s.type === "inbound-rtp" && s.kind === "audio") a = s;
+    });
+    if (v) {
+      m.framesDecoded = v.framesDecoded; m.freezeCount = v.freezeCount || 0;
+      m.totalFreezesDuration = v.totalFreezesDuration || 0; m.framesPerSecond = v.framesPerSecond || 0;
+      if (v.framesDecoded > 0 && m.ttffSeconds === null) onFirstFrame();
+    }
+    if (a) {
+      m.concealedSamples = a.concealedSamples; m.totalSamplesReceived = a.totalSamplesReceived;
+      if (a.totalSamplesReceived > 0 && m.firstAudioSeconds === null) m.firstAudioSeconds = now();
+      // A host speaking: the received audio level rises above silence.
+      if ((a.audioLevel || 0) > 0.02 && m.firstSpeechSeconds === null) m.firstSpeechSeconds = now();
+      m.playedSeconds = (a.totalSamplesDuration || 0);
+    }
+    if (v && a && v.estimatedPlayoutTimestamp && a.estimatedPlayoutTimestamp) {
+      m.avSkewMs = v.estimatedPlayoutTimestamp - a.estimatedPlayoutTimestamp;
+    }
+    statsEl.textContent = `${m.framesDecoded || 0} frames · ${m.freezeCount || 0} freezes` +
+      (m.ttffSeconds !== null ? ` · first frame ${m.ttffSeconds.toFixed(2)} s` : "");
+  }
+  function report(pc, final) {
+    const body = JSON.stringify(Object.fromEntries(Object.entries(m).filter(([, x]) => x !== null && x !== undefined)));
+    if (final && navigator.sendBeacon) {
+      navigator.sendBeacon(`/api/episodes/${episode}/viewer-stats`, new Blob([body], { type: "application/json" }));
+      return;
+    }
+    fetch(`/api/episodes/${episode}/viewer-stats`, { method: "POST", headers: { "Content-Type": "application/json" }, body }).catch(() => {});
+  }
+  async function poll(pc) {
+    const started = now();
+    while (pc.connectionState !== "closed") {
+      try { await collect(pc); } catch (err) { /* stats are best effort */ }
+      if (now() - lastReport > 2) { lastReport = now(); report(pc, false); }
+      // Fine-grained early on, to time the first frame and first speech precisely.
+      await new Promise((r) => setTimeout(r, now() - started < 6 ? 50 : 1000));
+    }
+  }
+
+  start().catch((err) => { stateEl.textContent = `could not start: ${err.message}`; });
+})();
