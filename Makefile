@@ -12,7 +12,7 @@ LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FM
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup serve render test test-all bench clean
+.PHONY: setup browser serve render test test-all bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,11 +33,17 @@ serve: setup
 render: setup
 	$(BIN)/streamwise render --topic "$(or $(TOPIC),why the sky is blue)" --duration $(or $(DURATION),60) --out $(or $(OUT),out/episode.mp4)
 
+# Browser tests use Debian's Chromium; install it when missing (root only, as on CI).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "browser tests need Debian's chromium: sudo apt-get install chromium"; fi; }
+
 # The default run skips tests marked slow; CI runs them too.
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest $(if $(CI),,-m "not slow") $(PYTEST_ARGS)
 
-test-all: setup
+test-all: setup browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: setup

@@ -14,14 +14,15 @@
   if (cfg.created && history.replaceState) history.replaceState(null, "", `/watch/${episode}`);
 
   // performance.now() counts from navigation start: the TTFF definition.
-  const m = { viewer: null, ttffSeconds: null, firstAudioSeconds: null, firstSpeechSeconds: null };
+  const m = { viewer: null, ttffSeconds: null, firstAudioSeconds: null, firstSpeechSeconds: null, marks: {} };
+  const mark = (name) => { m.marks[name] = Math.round(performance.now()); };
   window.streamwiseMetrics = m;
   const now = () => performance.now() / 1000;
 
   unmute.addEventListener("click", () => { video.muted = false; video.play(); unmute.hidden = true; });
 
   function onFirstFrame() {
-    if (m.ttffSeconds === null) { m.ttffSeconds = now(); stateEl.textContent = "playing"; }
+    if (m.ttffSeconds === null) { m.ttffSeconds = now(); mark("firstFrame"); stateEl.textContent = "playing"; }
   }
   if ("requestVideoFrameCallback" in HTMLVideoElement.prototype) {
     video.requestVideoFrameCallback(onFirstFrame);
@@ -29,7 +30,33 @@
     video.addEventListener("playing", onFirstFrame, { once: true });
   }
 
+  // First speech: the received audio itself rising above silence. WebAudio hears the
+  // stream even while the element is muted; inbound-rtp audioLevel stays 0 then.
+  let speechCtx = null;
+  function watchSpeech(stream) {
+    try {
+      speechCtx = new AudioContext();
+      const analyser = speechCtx.createAnalyser();
+      analyser.fftSize = 512;
+      speechCtx.createMediaStreamSource(stream).connect(analyser);
+      const buf = new Float32Array(analyser.fftSize);
+      const tick = () => {
+        if (m.firstSpeechSeconds !== null) { speechCtx.close(); return; }
+        analyser.getFloatTimeDomainData(buf);
+        let energy = 0;
+        for (const x of buf) energy += x * x;
+        if (Math.sqrt(energy / buf.length) > 0.01) { m.firstSpeechSeconds = now(); mark("firstSpeech"); }
+        else setTimeout(tick, 10);
+      };
+      tick();
+    } catch (err) { speechCtx = null; }
+  }
+
   function showCaption(speaker, text) {
+    // Without a running AudioContext (autoplay policy), the first spoken caption stands in.
+    if (speaker && m.firstSpeechSeconds === null && (!speechCtx || speechCtx.state !== "running")) {
+      m.firstSpeechSeconds = now(); mark("firstSpeech");
+    }
     captionEl.replaceChildren();
     if (!speaker) return;
     const b = document.createElement("b"); b.textContent = speaker + ": ";
@@ -72,14 +99,21 @@
     const stream = new MediaStream();
     pc.ontrack = (ev) => {
       stream.addTrack(ev.track);
+      if (ev.track.kind === "audio") watchSpeech(new MediaStream([ev.track]));
       if (video.srcObject !== stream) video.srcObject = stream;
       video.play().catch(() => {});
     };
     pc.onconnectionstatechange = () => {
+      mark(pc.connectionState);
       if (pc.connectionState === "failed") stateEl.textContent = "connection failed: reload the page to retry";
     };
+    mark("start");
     await pc.setLocalDescription(await pc.createOffer());
-    await waitForIce(pc, 400);
+    mark("offer");
+    // aiortc does not trickle ICE, but needs none of our candidates: it learns our address
+    // from our connectivity checks (peer-reflexive). Waiting for gathering only adds delay.
+    if (cfg.iceWaitMs) await waitForIce(pc, cfg.iceWaitMs);
+    mark("ice");
     const res = await fetch(`/api/episodes/${episode}/offer`, {
       method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ sdp: pc.localDescription.sdp, type: pc.localDescription.type }),
@@ -89,6 +123,7 @@
       throw new Error(body.detail || `server answered ${res.status}`);
     }
     const answer = await res.json();
+    mark("answer");
     m.viewer = answer.viewer;
     await pc.setRemoteDescription({ sdp: answer.sdp, type: answer.type });
     addEventListener("pagehide", () => { report(pc, true); pc.close(); });
@@ -111,8 +146,6 @@
     if (a) {
       m.concealedSamples = a.concealedSamples; m.totalSamplesReceived = a.totalSamplesReceived;
       if (a.totalSamplesReceived > 0 && m.firstAudioSeconds === null) m.firstAudioSeconds = now();
-      // A host speaking: the received audio level rises above silence.
-      if ((a.audioLevel || 0) > 0.02 && m.firstSpeechSeconds === null) m.firstSpeechSeconds = now();
       m.playedSeconds = (a.totalSamplesDuration || 0);
     }
     if (v && a && v.estimatedPlayoutTimestamp && a.estimatedPlayoutTimestamp) {
