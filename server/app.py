@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipelines.config import DEFAULT_DEPLOYMENT, DEFAULT_WORKFLOW, REPO_ROOT, load_deployment, load_workflow
 from pipelines.episode import EpisodeRequest
@@ -43,6 +45,8 @@ class Settings:
 
 
 class EpisodeCreate(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)
+
     topic: str = Field(min_length=1, max_length=200, description="What the hosts talk about")
     duration_s: float = Field(60, ge=10, le=1800, description="Target length in seconds")
     style: Literal["conversational", "explainer", "debate", "interview"] = "conversational"
@@ -58,11 +62,15 @@ class EpisodeCreate(BaseModel):
 
 
 class SessionDescription(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)
+
     sdp: str = Field(max_length=100_000)
     type: str = Field(max_length=16)
 
 
 class ViewerStats(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)
+
     viewer: str | None = Field(None, max_length=64)
     framesDecoded: int | None = Field(None, ge=0)
     freezeCount: int | None = Field(None, ge=0)
@@ -136,6 +144,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="StreamWise", version="0.1.0", lifespan=lifespan,
                   description="Generated podcast episodes, streamed while they are made.")
     app.state.sw = state
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # The offending input is left out: it may be NaN or Infinity, which JSON cannot carry.
+        errors = [{k: v for k, v in e.items() if k not in ("input", "ctx", "url")} for e in exc.errors()]
+        return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
 
     def manager() -> EpisodeManager:
@@ -182,6 +196,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         _episode_or_404(state, episode_id)
         await state.gateway.close_episode(episode_id)
         await manager().delete(episode_id)
+        for key in [k for k in state.filler_cache if k[0] == episode_id]:
+            state.filler_cache.pop(key, None)
         return PlainTextResponse("", status_code=204)
 
     @app.get("/api/episodes/{episode_id}/transcript", tags=["episodes"])
@@ -235,8 +251,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 state.filler_cache[key] = rgb_to_i420(mgr.models.animator.title_card(scene, quality, 0.0))
             return state.filler_cache[key]
 
+        def count_viewers() -> None:
+            episode.viewers = sum(v.episode_id == episode.id for v in state.gateway.viewers.values())
+
         def on_close(viewer: Viewer) -> None:
-            episode.viewers = max(0, episode.viewers - 1)
+            count_viewers()
             for key in [k for k in state.filler_cache if k[0] == episode.id and not any(v.episode_id == episode.id for v in state.gateway.viewers.values())]:
                 state.filler_cache.pop(key, None)
 
@@ -246,7 +265,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         except InvalidOffer as exc:
             raise HTTPException(400, f"sdp: {exc}") from None
-        episode.viewers += 1
+        count_viewers()
         return {"sdp": answer.sdp, "type": answer.type, "viewer": viewer.id}
 
     @app.post("/api/episodes/{episode_id}/viewer-stats", status_code=204, tags=["webrtc"])
@@ -278,7 +297,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             body = EpisodeCreate(topic=topic, duration_s=duration_s, style=style, quality=quality)
         except ValueError as exc:
             return page("index.html", error=f"Cannot start this episode: {exc}")
-        episode = create_episode(body)
+        try:
+            episode = create_episode(body)
+        except HTTPException as exc:
+            return page("index.html", error=f"Cannot start this episode: {exc.detail}")
         return page("watch.html", episode=episode.id, created=True, topic=episode.request.topic)
 
     @app.get("/watch/{episode_id}", response_class=HTMLResponse, include_in_schema=False)

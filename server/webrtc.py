@@ -20,6 +20,7 @@ from typing import Any, Callable
 import av
 import numpy as np
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
 
 from models.protocols import CLOCK_RATE
 from pipelines.playout import Playhead
@@ -92,6 +93,9 @@ class PlayheadAudioTrack(MediaStreamTrack):
         wait = due - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
+        if self.playhead.ended:
+            self.stop()  # the episode is over: stop sending (and encoding) silence
+            raise MediaStreamError
         pcm = self.playhead.next_audio(AUDIO_SAMPLES)
         samples = np.clip(pcm * 32767.0, -32768, 32767).astype(np.int16).reshape(1, -1)
         frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
@@ -119,6 +123,9 @@ class PlayheadVideoTrack(MediaStreamTrack):
         wait = due - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
+        if self.playhead.ended:
+            self.stop()
+            raise MediaStreamError
         current = self.playhead.frame()
         image = current[0] if current is not None else self.filler()
         frame = av.VideoFrame.from_ndarray(image, format="yuv420p")
