@@ -114,14 +114,31 @@ class PlayheadStats:
 
 
 class Playhead:
-    """One viewer's position in an episode. The audio track calls ``next_audio``; video peeks."""
+    """One viewer's position in an episode. The audio track calls ``next_audio``; video peeks.
+
+    Playback starts once the first spoken segment exists (a start buffer, so the
+    short intro cannot run dry into a stall). While waiting, the viewer sees the
+    title card as filler; that much of the intro (itself a title card) is then
+    skipped, so a live start costs no extra time and a replay shows the whole intro.
+    """
 
     def __init__(self, buffer: PlayoutBuffer, on_stall: Callable[[], None] | None = None) -> None:
         self.buffer = buffer
         self.position = 0
+        self.started = False
         self.stats = PlayheadStats()
+        self._waited = 0
         self._stalling = False
         self._on_stall = on_stall
+
+    def _try_start(self) -> bool:
+        first_speech = next((s for s in self.buffer.segments if s.kind == "speech"), None)
+        if first_speech is None and not self.buffer.finished:
+            return False
+        intro_end = first_speech.start if first_speech is not None else 0
+        self.position = min(intro_end, self._waited)
+        self.started = True
+        return True
 
     @property
     def ended(self) -> bool:
@@ -129,10 +146,12 @@ class Playhead:
 
     def next_audio(self, n: int) -> np.ndarray:
         """The next ``n`` samples to play: content if it is there, else silence (a stall)."""
+        if not self.started and not self._try_start():
+            self._waited += n
+            return np.zeros(n, dtype=np.float32)
         chunk = self.buffer.audio(self.position, n)
         if chunk is None:
-            if self.ended or self.buffer.end == 0:
-                # Before the first content there is nothing to stall on: this is startup.
+            if self.ended:
                 return np.zeros(n, dtype=np.float32)
             if not self._stalling:
                 self._stalling = True
@@ -153,4 +172,6 @@ class Playhead:
 
     def frame(self) -> tuple[np.ndarray, Quality] | None:
         """The frame under the playhead, or None when filler should be shown."""
+        if not self.started:
+            return None
         return self.buffer.frame_at(self.position)

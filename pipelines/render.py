@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from pipelines.archive import Mp4Writer
-from pipelines.config import Deployment, Workflow
+from pipelines.config import Deployment
 from pipelines.episode import EpisodeRequest, EpisodeRuntime, Progress
 from pipelines.executors import StagePools
 from pipelines.models_loaded import LoadedModels

@@ -104,12 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
     configs(check)
     check.set_defaults(func=cmd_config)
 
+    from server.app import add_serve_command
+
+    add_serve_command(sub, configs)
     try:
-        from server.app import add_serve_command
-    except ImportError:
+        from pipelines.cluster.cli import add_plan_command
+    except ImportError:  # the cluster planner is optional
         pass
     else:
-        add_serve_command(sub, configs)
+        add_plan_command(sub)
     return parser
 
 

@@ -9,103 +9,35 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import httpx
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from server.harness import CHROMIUM, CHROMIUM_ARGS, REPO_ROOT, ServerFailed, ServerProcess, start_server
+
 TEST_OUTPUT = REPO_ROOT / "test-output"
-CHROMIUM = os.environ.get("STREAMWISE_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-]
 READY_TIMEOUT_S = 120.0
+LiveServer = ServerProcess
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "browser: end-to-end tests in headless Chromium (Debian's /usr/bin/chromium)")
 
 
-@dataclass
-class LiveServer:
-    url: str
-    media_dir: Path
-    log_path: Path
-    process: subprocess.Popen
-
-    def __str__(self) -> str:  # f"{live_server}/api/..." reads naturally
-        return self.url
-
-    def log_tail(self, chars: int = 4000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return "(no server log)"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _stop(process: subprocess.Popen, grace_s: float = 15.0) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
-
-
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """The real server (``streamwise serve``), ready to answer; yields it (``str()`` is the base URL)."""
-    root = tmp_path_factory.mktemp("live-server")
-    media_dir = root / "media"
-    log_path = root / "server.log"
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--media-dir", str(media_dir)]
-    env = os.environ | {"PYTHONUNBUFFERED": "1"}
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    server = LiveServer(url=url, media_dir=media_dir, log_path=log_path, process=process)
+    server = start_server(tmp_path_factory.mktemp("live-server"))
     try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the server exited with {process.returncode} before it was ready:\n{server.log_tail()}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the server was not ready within {READY_TIMEOUT_S:.0f} s:\n{server.log_tail()}")
-            time.sleep(0.25)
+        try:
+            server.wait_ready(READY_TIMEOUT_S)
+        except ServerFailed as exc:
+            pytest.fail(str(exc))
         yield server
     finally:
-        _stop(process)
+        server.stop()
 
 
 @pytest.fixture(scope="session")

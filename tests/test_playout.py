@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+
+from models.protocols import Quality
+from pipelines.episode import ReadySegment
+from pipelines.playout import Playhead, PlayoutBuffer
+
+Q = Quality("t", 240, 25)
+SPF = Q.samples_per_frame
+
+
+def seg(kind: str, start: int, frames: int, value: float) -> ReadySegment:
+    n = frames * SPF
+    images = [np.full((Q.height * 3 // 2, Q.width), i, dtype=np.uint8) for i in range(frames)]
+    return ReadySegment(kind=kind, index=0, start=start, n_samples=n, pcm=np.full(n, value, dtype=np.float32),
+                        quality=Q, frames=images, speaker=0, speaker_name="Alex", text="hi", speech_samples=n)
+
+
+def test_buffer_is_contiguous_and_reads_across_segments():
+    buf = PlayoutBuffer()
+    buf.append(seg("intro", 0, 2, 0.0))
+    buf.append(seg("speech", 2 * SPF, 2, 0.5))
+    with pytest.raises(ValueError):
+        buf.append(seg("speech", 10 * SPF, 1, 0.5))
+    chunk = buf.audio(SPF, 2 * SPF)
+    assert chunk[:SPF].max() == 0.0 and chunk[SPF:].min() == 0.5
+    assert buf.audio(3 * SPF, 2 * SPF) is None, "not generated yet"
+    frame, q = buf.frame_at(2 * SPF + SPF + 5)
+    assert q == Q and frame[0, 0] == 1, "the latest frame at or before the position"
+    assert buf.caption_at(2 * SPF) == ("Alex", "hi")
+    assert buf.caption_at(0) is None
+
+
+def test_playhead_waits_for_speech_then_skips_the_intro_it_already_showed():
+    buf = PlayoutBuffer()
+    head = Playhead(buf)
+    buf.append(seg("intro", 0, 10, 0.0))
+    for _ in range(4):  # 4 frames' worth of title-card filler while speech is generated
+        assert not head.next_audio(SPF).any()
+    assert not head.started and head.frame() is None
+    buf.append(seg("speech", 10 * SPF, 5, 0.5))
+    head.next_audio(SPF)
+    assert head.started and head.position == 5 * SPF, "4 frames of intro skipped, 1 played"
+    assert head.stats.stalls == 0
+
+
+def test_replay_of_a_finished_episode_plays_the_whole_intro():
+    buf = PlayoutBuffer()
+    buf.append(seg("intro", 0, 3, 0.0))
+    buf.append(seg("speech", 3 * SPF, 2, 0.5))
+    buf.finish()
+    head = Playhead(buf)
+    head.next_audio(SPF)
+    assert head.position == SPF
+
+
+def test_late_content_is_a_stall_and_nothing_is_skipped():
+    buf = PlayoutBuffer()
+    buf.append(seg("speech", 0, 2, 0.5))
+    head = Playhead(buf)
+    assert head.next_audio(2 * SPF).min() == 0.5
+    assert not head.next_audio(SPF).any()
+    assert not head.next_audio(SPF).any()
+    assert head.stats.stalls == 1 and head.stats.stalled_samples == 2 * SPF
+    assert head.position == 2 * SPF, "the playhead held still"
+    buf.append(seg("speech", 2 * SPF, 1, 0.25))
+    assert head.next_audio(SPF).min() == 0.25
+    buf.finish()
+    assert head.ended
