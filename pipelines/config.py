@@ -118,9 +118,15 @@ class SegmenterSpec(_Strict):
     pause_ms: int = Field(280, ge=0, le=3000)
 
 
+class RuntimeSpec(_Strict):
+    #: The script stops writing while this many segments wait to be rendered. On a
+    #: small machine the LLM otherwise takes the cores the first segment needs.
+    lead_segments: int = Field(3, ge=1, le=100)
+
+
 class TimelineSpec(_Strict):
     #: The title card plays this long before the first words.
-    intro_s: float = Field(1.6, ge=0.0, le=10.0)
+    intro_s: float = Field(1.2, ge=0.0, le=10.0)
     #: The closing card after the last words.
     outro_s: float = Field(1.2, ge=0.0, le=10.0)
 
@@ -171,6 +177,7 @@ class Deployment(_Strict):
     tasks: dict[str, AdapterSpec]
     segmenter: SegmenterSpec = SegmenterSpec()
     timeline: TimelineSpec = TimelineSpec()
+    runtime: RuntimeSpec = RuntimeSpec()
     quality: QualitySpec
     output: OutputSpec = OutputSpec()
 

@@ -128,6 +128,7 @@ class EpisodeRuntime:
         self.end_reason = ""
         self._tier_for = tier_for or self._fixed_tier
         self._title_ready = asyncio.Event()
+        self._rendered_event = asyncio.Event()
 
     # -------------------------------------------------------------- decisions
     def _fixed_tier(self, index: int) -> Quality:
@@ -165,8 +166,13 @@ class EpisodeRuntime:
         stream = self.models.writer.stream(request)
         done = object()
         count = 0
+        lead = self.deployment.runtime.lead_segments
         try:
             while True:
+                # Until the first segment is on screen it has the machine to itself.
+                while count - self.progress.rendered >= (lead if self.progress.rendered else 1):
+                    await self._rendered_event.wait()
+                    self._rendered_event.clear()
                 event = await self.pools.script.run(next, stream, done, timeline=self.timeline, note="script")
                 if event is done:
                     break
@@ -268,6 +274,7 @@ class EpisodeRuntime:
         except Exception as exc:  # noqa: BLE001
             raise EpisodeError(f"video stage failed on segment {voiced.seg.index}: {exc}") from exc
         self.progress.rendered += 1
+        self._rendered_event.set()
         self._notify()
         seg = voiced.seg
         return ReadySegment(
@@ -285,6 +292,9 @@ class EpisodeRuntime:
             phonemes=voiced.phonemes,
             speech_samples=voiced.speech_samples,
         )
+
+    def _prewarm(self, quality: Quality) -> None:
+        self.models.animator.idle_frame(self.scene, quality, 0)
 
     def card(self, kind: str, start: int, n_samples: int, quality: Quality) -> ReadySegment:
         """A title card (intro, outro, or filler) of the given length, in silence."""
@@ -331,6 +341,8 @@ class EpisodeRuntime:
                 yield await self.pools.video.run(
                     self.card, "intro", 0, intro, last_tier, timeline=self.timeline, note="intro"
                 )
+            # Build the studio for this title now, while the first segment is voiced.
+            await self.pools.video.run(self._prewarm, last_tier, timeline=self.timeline, note="prewarm")
             while (task := await ordered.get()) is not None:
                 video_tasks.append(task)
                 ready = await task

@@ -1,0 +1,163 @@
+"""Discrete-event simulator of the podcast DAG on provisioned GPU instances.
+
+Why a simulator and not the paper's formula: the paper sums stage times (every stage waits
+for the previous one to finish the whole episode), while the live system streams: a chunk's
+video starts as soon as its own audio and image exist. Both are modelled here with the same
+profiles: ``pipelined=True`` lets every job start when its own inputs are done;
+``pipelined=False`` inserts a barrier between stages (the paper's model, used to cross-check
+:mod:`calibration`).
+
+Scheduling: each stage has a queue served by its replicas in chunk order (earliest chunk
+first); a job goes to the replica that would finish it first (replicas differ in GPU type
+and size). Deterministic, no randomness, cheap enough to sit inside the planner's loop.
+"""
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass, field
+
+from .profiles import TIERS, Job, Option, Profiles, Stage, Workload
+
+
+@dataclass(frozen=True)
+class Instance:
+    """``replicas`` copies of one stage, each on ``devices`` GPUs of type ``gpu``."""
+
+    gpu: str
+    devices: int
+    replicas: int = 1
+
+
+Allocation = dict[str, list[Instance]]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of the episode streamed as one unit: lip-sync frames and quality tier."""
+
+    frames: int
+    tier: str = "high"
+
+
+@dataclass
+class SimResult:
+    ttff_s: float
+    tbf_s: float
+    total_time_s: float
+    first_chunk_s: float
+    cost: float
+    energy_kwh: float
+    gpus: dict[str, int]
+    billed_gpus: dict[str, int]
+    chunk_done: list[float] = field(repr=False, default_factory=list)
+    high_share: float = 1.0  # fraction of frames at a high tier
+
+
+def standard_chunks(workload: Workload, tier: str = "high", lead: tuple[int, ...] = (),
+                    low_chunks: int = 0, low_tier: str = "low") -> list[Chunk]:
+    """Split the episode into subscene chunks, optionally preceded by shorter ``lead`` chunks.
+
+    ``low_chunks`` first chunks use ``low_tier``: the adaptive-quality lever.
+    """
+    total, size = workload.frames, workload.subscene_frames
+    frames: list[int] = []
+    for f in lead:
+        if sum(frames) + f < total:
+            frames.append(f)
+    while sum(frames) < total:
+        frames.append(min(size, total - sum(frames)))
+    return [Chunk(f, low_tier if i < low_chunks else tier) for i, f in enumerate(frames)]
+
+
+def gpus_used(alloc: Allocation) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for insts in alloc.values():
+        for i in insts:
+            out[i.gpu] = out.get(i.gpu, 0) + i.devices * i.replicas
+    return out
+
+
+def billed(used: dict[str, int], profiles: Profiles) -> dict[str, int]:
+    """Round each GPU type up to whole servers: that is what a cloud bills."""
+    return {g: math.ceil(n / profiles.server_size[g]) * profiles.server_size[g] for g, n in used.items() if n > 0}
+
+
+def option_of(stage: Stage, inst: Instance) -> Option:
+    for o in stage.options:
+        if o.gpu == inst.gpu and o.devices == inst.devices:
+            return o
+    raise ValueError(f"stage {stage.name}: no profile for {inst.devices} x {inst.gpu}")
+
+
+def simulate(profiles: Profiles, alloc: Allocation, workload: Workload, chunks: list[Chunk],
+             pipelined: bool = True, spot: bool = True) -> SimResult:
+    """Run one episode; every stage needs at least one instance (the upscaler only if used)."""
+    scene_s = workload.video_s / workload.scenes
+    offsets, t = [], 0.0
+    for c in chunks:
+        offsets.append(t)
+        t += c.frames / workload.fps
+    chunk_scene = [min(workload.scenes - 1, int((o + 1e-9) // scene_s)) for o in offsets]
+    done: dict[str, list[float]] = {}
+    busy_j = 0.0
+    busy_gpu_s: dict[str, float] = {}
+    barrier = 0.0
+    for stage in profiles.stages:
+        insts = [i for i in alloc.get(stage.name, []) if i.replicas > 0]
+        if stage.per == "chunk":
+            jobs = [(k, Job(c.frames / workload.fps, c.frames, TIERS[c.tier][0] if stage.tiered else 1.0))
+                    for k, c in enumerate(chunks) if not stage.optional or TIERS[c.tier][1]]
+        elif stage.per == "scene":
+            jobs = [(k, Job(scene_s, math.ceil(scene_s * workload.fps), first=k == 0)) for k in range(workload.scenes)]
+        else:
+            jobs = [(0, Job(workload.video_s, workload.frames, first=True))]
+        finish = [0.0] * (len(chunks) if stage.per == "chunk" else workload.scenes if stage.per == "scene" else 1)
+        if not jobs:
+            done[stage.name] = list(done[stage.deps[0]]) if stage.optional else finish
+            continue
+        if not insts:
+            raise ValueError(f"stage {stage.name!r} has jobs but no instances")
+        classes = [(option_of(stage, i), [0.0] * i.replicas) for i in insts]
+        chained = stage.per == "scene" and not stage.deps
+        for k, job in jobs:
+            ready = barrier if not pipelined else 0.0
+            for d in stage.deps:
+                dep = profiles.stage(d)
+                dk = k if dep.per == stage.per else (chunk_scene[k] if dep.per == "scene" and stage.per == "chunk" else 0)
+                ready = max(ready, done[d][dk])
+            if chained and k > 0:
+                ready = max(ready, finish[k - 1])
+            best = None
+            for ci, (opt, heap) in enumerate(classes):
+                end = max(heap[0], ready) + opt.service(job)
+                if best is None or end < best[0]:
+                    best = (end, ci)
+            end, ci = best
+            opt, heap = classes[ci]
+            svc = opt.service(job)
+            heapq.heapreplace(heap, end)
+            finish[k] = end
+            busy_j += svc * opt.busy_watts
+            busy_gpu_s[opt.gpu] = busy_gpu_s.get(opt.gpu, 0.0) + svc * opt.devices
+        if stage.optional:  # chunks that skip the stage pass through with their input time
+            ran, prev = {k for k, _ in jobs}, done[stage.deps[0]]
+            finish = [finish[k] if k in ran else prev[k] for k in range(len(chunks))]
+        done[stage.name] = finish
+        barrier = max(barrier, max(finish))
+    last = [s for s in profiles.stages if s.per == "chunk"][-1].name
+    chunk_done = done[last]
+    makespan = max(max(v) for v in done.values())
+    first = chunk_done[0]
+    ttff = max(d - o for d, o in zip(chunk_done, offsets))
+    if not pipelined:  # the paper's definition for its sequential model
+        ttff = max(first, makespan - workload.video_s)
+    frames_after_first = max(1, workload.frames - chunks[0].frames)
+    tbf = max(0.0, (makespan - first) / frames_after_first)
+    used = gpus_used(alloc)
+    bill = billed(used, profiles)
+    prices = profiles.spot if spot else profiles.reserved
+    cost = sum(n * prices[g] for g, n in bill.items()) * makespan / 3600.0
+    idle_j = sum(profiles.idle_watts[g] * max(0.0, n * makespan - busy_gpu_s.get(g, 0.0)) for g, n in bill.items())
+    high = sum(c.frames for c in chunks if c.tier.startswith("high")) / max(1, sum(c.frames for c in chunks))
+    return SimResult(ttff, tbf, makespan, first, cost, (busy_j + idle_j) / 3.6e6, used, bill, chunk_done, high)
