@@ -212,9 +212,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return PlainTextResponse(episode.transcript.to_webvtt(), media_type="text/vtt")
 
     @app.get("/api/episodes/{episode_id}/timeline", tags=["episodes"])
-    async def timeline(episode_id: str) -> dict[str, Any]:
+    async def timeline(episode_id: str, format: Literal["json", "chrome"] = "json") -> JSONResponse:
         episode = _episode_or_404(state, episode_id)
-        return {"id": episode.id, "spans": episode.timeline.to_list()}
+        if format == "chrome":
+            from server.trace import chrome_trace
+
+            return JSONResponse(chrome_trace(episode.id, episode.title, episode.timeline.spans()),
+                                headers={"Content-Disposition": f'attachment; filename="{episode.id}.trace.json"'})
+        return JSONResponse({"id": episode.id, "spans": episode.timeline.to_list()})
 
     @app.get("/api/episodes/{episode_id}/video.mp4", tags=["episodes"])
     async def video(episode_id: str) -> FileResponse:
@@ -278,6 +283,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         episode.viewer_stats.append(report)
         episode.viewer_stats = episode.viewer_stats[-200:]
         return PlainTextResponse("", status_code=204)
+
+    # ---------------------------------------------------------------- observability
+    # (metrics and dashboard routes are installed here)
 
     # ---------------------------------------------------------------- pages
     def page(name: str, **values: Any) -> HTMLResponse:
