@@ -15,9 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -27,6 +25,7 @@ from pipelines.episode import EpisodeRequest
 from pipelines.executors import StagePools
 from pipelines.playout import Playhead
 from server.episodes import Episode, EpisodeManager
+from server.problems import install_problem_handlers
 from server.webrtc import InvalidOffer, Viewer, WebRTCGateway
 
 log = logging.getLogger(__name__)
@@ -145,11 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="Generated podcast episodes, streamed while they are made.")
     app.state.sw = state
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        # The offending input is left out: it may be NaN or Infinity, which JSON cannot carry.
-        errors = [{k: v for k, v in e.items() if k not in ("input", "ctx", "url")} for e in exc.errors()]
-        return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+    install_problem_handlers(app)
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
 
     def manager() -> EpisodeManager:

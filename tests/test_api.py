@@ -422,3 +422,18 @@ def test_delete_episode(client: httpx.Client, live_server) -> None:
     assert client.delete(f"/api/episodes/{episode_id}").status_code == 404
     assert episode_id not in {e["id"] for e in client.get("/api/episodes").json()["episodes"]}
     assert not (live_server.media_dir / episode_id).exists(), "deleting an episode removes its files"
+
+
+def test_errors_are_problem_details(client: httpx.Client) -> None:
+    """RFC 9457: every error is application/problem+json with status, title and a detail naming the field."""
+    r = client.post("/api/episodes", json={"topic": "x", "duration_s": 99999})
+    assert r.status_code == 422
+    assert r.headers["content-type"].startswith("application/problem+json")
+    body = r.json()
+    assert body["status"] == 422 and body["title"] == "Unprocessable Content" or body["title"]
+    assert "duration_s" in body["detail"] and body["errors"][0]["field"] == "duration_s"
+    r = client.get("/api/episodes/no-such-episode")
+    assert r.status_code == 404 and r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["instance"] == "/api/episodes/no-such-episode"
+    r = client.get("/no/such/route")
+    assert r.status_code == 404 and r.json()["status"] == 404
