@@ -430,7 +430,7 @@ def test_errors_are_problem_details(client: httpx.Client) -> None:
     assert r.status_code == 422
     assert r.headers["content-type"].startswith("application/problem+json")
     body = r.json()
-    assert body["status"] == 422 and body["title"] == "Unprocessable Content" or body["title"]
+    assert body["status"] == 422 and body["title"]
     assert "duration_s" in body["detail"] and body["errors"][0]["field"] == "duration_s"
     r = client.get("/api/episodes/no-such-episode")
     assert r.status_code == 404 and r.headers["content-type"].startswith("application/problem+json")
