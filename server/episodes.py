@@ -6,6 +6,7 @@ segments arrive and published when the episode ends.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import secrets
@@ -22,12 +23,20 @@ from pipelines.episode import EpisodeError, EpisodeRequest, EpisodeRuntime, Read
 from pipelines.executors import StagePools
 from pipelines.models_loaded import LoadedModels
 from pipelines.playout import PlayoutBuffer
-from pipelines.spans import Timeline
+from pipelines.replay import segments_from_archive
+from pipelines.spans import Span, Timeline
 from pipelines.transcript import TranscriptBuilder
+from server.store import EpisodeStore, StoreError
 
 log = logging.getLogger(__name__)
 
-STATUSES = ("generating", "finished", "failed", "cancelled")
+STATUSES = ("generating", "finished", "failed", "cancelled", "interrupted")
+#: New episodes are refused below this much free disk (an archive is tens of MB).
+MIN_FREE_BYTES = 512 * 1024 * 1024
+
+
+class InsufficientStorage(RuntimeError):
+    """Not enough free disk for a new episode; the message says where and how much."""
 
 
 @dataclass
@@ -50,6 +59,30 @@ class Episode:
     finished_s: float | None = None
     viewers: int = 0
     viewer_stats: list[dict[str, Any]] = field(default_factory=list)
+    #: Loaded from the store after a restart: the buffer is rebuilt from the archive on demand.
+    restored: bool = False
+    _replay_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def record(self) -> dict[str, Any]:
+        """Everything the store keeps: enough to list, describe and replay the episode."""
+        return {
+            "id": self.id,
+            "request": {"topic": self.request.topic, "duration_s": self.request.duration_s,
+                        "style": self.request.style, "quality": self.request.quality},
+            "created_at": self.created_wall,
+            "status": self.status,
+            "error": self.error,
+            "title": self.title,
+            "first_content_s": self.first_content_s,
+            "first_speech_s": self.first_speech_s,
+            "finished_s": self.finished_s,
+            "buffered_s": round(self.buffer.end / 48_000, 3) if not self.restored else self._restored_buffered_s,
+            "viewer_stats": self.viewer_stats[-50:],
+            "transcript": {"title": self.transcript.title, "hosts": list(self.transcript.hosts), "segments": self.transcript.segments},
+            "spans": self.timeline.to_list(),
+        }
+
+    _restored_buffered_s: float = 0.0
 
     @property
     def video_path(self) -> Path:
@@ -57,12 +90,13 @@ class Episode:
 
     def progress(self) -> dict[str, Any]:
         p = self.runtime.progress if self.runtime else None
+        done = len(self.transcript.segments)
         return {
-            "segments_written": p.written if p else 0,
-            "segments_voiced": p.voiced if p else 0,
-            "segments_rendered": p.rendered if p else 0,
-            "segments_total": p.total if p else None,
-            "buffered_s": round(self.buffer.end / 48_000, 3),
+            "segments_written": p.written if p else done,
+            "segments_voiced": p.voiced if p else done,
+            "segments_rendered": p.rendered if p else done,
+            "segments_total": p.total if p else done,
+            "buffered_s": self._restored_buffered_s if self.restored and not self.buffer.end else round(self.buffer.end / 48_000, 3),
         }
 
     def summary(self) -> dict[str, Any]:
@@ -100,18 +134,109 @@ def _stall_summary(stats: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 class EpisodeManager:
-    def __init__(self, models: LoadedModels, deployment: Deployment, pools: StagePools, media_dir: Path) -> None:
+    def __init__(
+        self,
+        models: LoadedModels,
+        deployment: Deployment,
+        pools: StagePools,
+        media_dir: Path,
+        store: EpisodeStore | None = None,
+        min_free_bytes: int = MIN_FREE_BYTES,
+    ) -> None:
         self.models = models
         self.deployment = deployment
         self.pools = pools
         self.media_dir = media_dir
         self.media_dir.mkdir(parents=True, exist_ok=True)
+        self.store = store or EpisodeStore(media_dir / "episodes.sqlite")
+        self.min_free_bytes = min_free_bytes
         self.episodes: dict[str, Episode] = {}
         # x264 encoding of the archive must never block the event loop that paces WebRTC.
         self._archive_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sw-archive")
+        self._stopping = False
+        self._restore()
 
-    def create(self, request: EpisodeRequest) -> Episode:
-        episode_id = secrets.token_urlsafe(12)
+    # ------------------------------------------------------------------ persistence
+    def _restore(self) -> None:
+        """Bring back every stored episode; one that was generating when the server stopped is interrupted."""
+        for rec in self.store.load_all():
+            try:
+                req = rec["request"]
+                episode = Episode(
+                    id=rec["id"],
+                    request=EpisodeRequest(topic=req["topic"], duration_s=req["duration_s"], style=req["style"], quality=req.get("quality")),
+                    directory=self.media_dir / rec["id"],
+                    created_wall=rec["created_at"],
+                    status=rec["status"],
+                    error=rec.get("error"),
+                    title=rec.get("title") or "",
+                    first_content_s=rec.get("first_content_s"),
+                    first_speech_s=rec.get("first_speech_s"),
+                    finished_s=rec.get("finished_s"),
+                    viewer_stats=rec.get("viewer_stats") or [],
+                    restored=True,
+                )
+                episode._restored_buffered_s = float(rec.get("buffered_s") or 0.0)
+                tr = rec.get("transcript") or {}
+                episode.transcript.title = tr.get("title", "")
+                episode.transcript.hosts = tuple(tr.get("hosts") or [h.name for h in self.deployment.hosts])
+                episode.transcript.segments = list(tr.get("segments") or [])
+                for span in rec.get("spans") or []:
+                    episode.timeline.add(Span(**span))
+            except (KeyError, TypeError, ValueError) as exc:
+                log.warning("skipping a stored episode that cannot be read: %s", exc)
+                continue
+            if episode.status == "generating":
+                episode.status = "interrupted"
+                episode.error = ("the server stopped while this episode was being generated; "
+                                 f"re-run it with POST /api/episodes/{episode.id}/rerun")
+                self._save(episode)
+            if episode.status == "finished" and not episode.video_path.exists():
+                episode.status = "failed"
+                episode.error = "the archive file is missing from the media directory"
+                self._save(episode)
+            if episode.status != "finished":
+                episode.buffer.finish(episode.error)
+            self.episodes[episode.id] = episode
+
+    def _save(self, episode: Episode) -> None:
+        try:
+            self.store.save(episode.id, episode.created_wall, episode.status, episode.record())
+        except StoreError:
+            log.exception("could not persist episode %s", episode.id)
+
+    def save_stats(self, episode: Episode) -> None:
+        """Viewer reports arrive every few seconds; persist them only once generation is over."""
+        if episode.status != "generating":
+            self._save(episode)
+
+    async def ensure_playable(self, episode: Episode) -> None:
+        """After a restart the buffer is empty: rebuild it from the archive once, off the event loop."""
+        if not episode.restored or episode.buffer.end or episode.status != "finished":
+            return
+        async with episode._replay_lock:
+            if episode.buffer.end:
+                return
+            quality = self.deployment.quality.tier(episode.request.quality or self.deployment.quality.default)
+            segments = await asyncio.to_thread(
+                segments_from_archive, str(episode.video_path), quality, episode.transcript.segments
+            )
+            for segment in segments:
+                episode.buffer.append(segment)
+            episode.buffer.finish()
+
+    # ------------------------------------------------------------------ lifecycle
+    def check_disk(self) -> None:
+        free = shutil.disk_usage(self.media_dir).free
+        if free < self.min_free_bytes:
+            raise InsufficientStorage(
+                f"only {free // 2**20} MiB free in {self.media_dir}; new episodes need at least "
+                f"{self.min_free_bytes // 2**20} MiB. Delete old episodes (DELETE /api/episodes/{{id}}) or free disk space."
+            )
+
+    def create(self, request: EpisodeRequest, episode_id: str | None = None) -> Episode:
+        self.check_disk()
+        episode_id = episode_id or secrets.token_urlsafe(12)
         episode = Episode(id=episode_id, request=request, directory=self.media_dir / episode_id)
         episode.directory.mkdir(parents=True, exist_ok=True)
         episode.transcript.hosts = tuple(h.name for h in self.deployment.hosts)
@@ -119,8 +244,17 @@ class EpisodeManager:
             self.models, self.deployment, self.pools, request, timeline=episode.timeline
         )
         self.episodes[episode_id] = episode
+        self._save(episode)
         episode.task = asyncio.create_task(self._produce(episode), name=f"episode-{episode_id}")
         return episode
+
+    def rerun(self, episode_id: str) -> Episode:
+        """Generate an interrupted, failed or cancelled episode again, under the same id."""
+        old = self.episodes[episode_id]
+        if old.status in ("generating", "finished"):
+            raise ValueError(f"episode {episode_id} is {old.status}; only interrupted, failed or cancelled episodes can be re-run")
+        shutil.rmtree(old.directory, ignore_errors=True)
+        return self.create(old.request, episode_id=episode_id)
 
     def get(self, episode_id: str) -> Episode | None:
         return self.episodes.get(episode_id)
@@ -138,6 +272,7 @@ class EpisodeManager:
                 await episode.task
             except (asyncio.CancelledError, Exception):  # noqa: BLE001 - being deleted
                 pass
+        self.store.delete(episode_id)
         shutil.rmtree(episode.directory, ignore_errors=True)
         return True
 
@@ -159,18 +294,27 @@ class EpisodeManager:
             episode.finished_s = round(time.monotonic() - episode.created, 3)
             episode.buffer.finish()
         except asyncio.CancelledError:
-            episode.status = "cancelled"
-            episode.buffer.finish("cancelled")
+            if self._stopping:
+                episode.status = "interrupted"
+                episode.error = ("the server shut down while this episode was being generated; "
+                                 f"re-run it with POST /api/episodes/{episode.id}/rerun")
+            else:
+                episode.status = "cancelled"
+            episode.buffer.finish(episode.status)
             await loop.run_in_executor(self._archive_pool, writer.abort)
             raise
         except Exception as exc:  # noqa: BLE001 - reported on the episode, never crashes the server
             log.exception("episode %s failed", episode.id)
             episode.status = "failed"
-            episode.error = str(exc) if isinstance(exc, EpisodeError) else f"internal error: {exc}"
+            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+                episode.error = f"the disk holding {self.media_dir} is full; free space and re-run the episode"
+            else:
+                episode.error = str(exc) if isinstance(exc, EpisodeError) else f"internal error: {exc}"
             episode.buffer.finish(episode.error)
             await loop.run_in_executor(self._archive_pool, writer.abort)
         finally:
             self._write_meta(episode)
+            self._save(episode)
 
     def _on_segment(self, episode: Episode, segment: ReadySegment) -> None:
         now = round(time.monotonic() - episode.created, 3)
@@ -187,13 +331,19 @@ class EpisodeManager:
         path = episode.directory / "episode.json"
         if not episode.directory.exists():
             return
-        tmp = path.with_name(".episode.json.part")
-        tmp.write_text(json.dumps(episode.summary(), indent=2))
-        tmp.replace(path)
+        try:
+            tmp = path.with_name(".episode.json.part")
+            tmp.write_text(json.dumps(episode.summary(), indent=2))
+            tmp.replace(path)
+        except OSError:
+            log.warning("could not write %s", path)
 
     async def shutdown(self) -> None:
+        """Stop generating; what was running is kept as interrupted, ready to re-run."""
+        self._stopping = True
         for episode in list(self.episodes.values()):
             if episode.task and not episode.task.done():
                 episode.task.cancel()
         await asyncio.gather(*(e.task for e in self.episodes.values() if e.task), return_exceptions=True)
         self._archive_pool.shutdown(wait=True)
+        self.store.close()
