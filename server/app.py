@@ -24,7 +24,7 @@ from pipelines.config import DEFAULT_DEPLOYMENT, DEFAULT_WORKFLOW, REPO_ROOT, lo
 from pipelines.episode import EpisodeRequest
 from pipelines.executors import StagePools
 from pipelines.playout import Playhead
-from server.episodes import Episode, EpisodeManager
+from server.episodes import Episode, EpisodeManager, InsufficientStorage
 from server.problems import install_problem_handlers
 from server.webrtc import InvalidOffer, Viewer, WebRTCGateway
 
@@ -124,6 +124,7 @@ def _urls(episode: Episode) -> dict[str, str]:
         "timeline": f"{base}/timeline",
         "video": f"{base}/video.mp4",
         "stream": f"{base}/stream.mp4",
+        "rerun": f"{base}/rerun",
     }
 
 
@@ -157,7 +158,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tiers = [t.name for t in mgr.deployment.quality.ladder]
         if body.quality is not None and body.quality not in tiers:
             raise HTTPException(422, f"quality: unknown tier {body.quality!r}; allowed: {tiers}")
-        return mgr.create(EpisodeRequest(topic=body.topic, duration_s=body.duration_s, style=body.style, quality=body.quality))
+        try:
+            return mgr.create(EpisodeRequest(topic=body.topic, duration_s=body.duration_s, style=body.style, quality=body.quality))
+        except InsufficientStorage as exc:
+            raise HTTPException(507, str(exc)) from None
 
     # ---------------------------------------------------------------- health
     @app.get("/healthz", tags=["ops"])
@@ -195,6 +199,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             state.filler_cache.pop(key, None)
         return PlainTextResponse("", status_code=204)
 
+    @app.post("/api/episodes/{episode_id}/rerun", status_code=202, tags=["episodes"])
+    async def rerun_episode(episode_id: str) -> JSONResponse:
+        _episode_or_404(state, episode_id)
+        await state.gateway.close_episode(episode_id)
+        try:
+            episode = manager().rerun(episode_id)
+        except ValueError as exc:
+            raise HTTPException(409, str(exc)) from None
+        except InsufficientStorage as exc:
+            raise HTTPException(507, str(exc)) from None
+        return JSONResponse(episode.summary() | {"urls": _urls(episode)}, status_code=202)
+
     @app.get("/api/episodes/{episode_id}/transcript", tags=["episodes"])
     async def transcript(episode_id: str) -> dict[str, Any]:
         episode = _episode_or_404(state, episode_id)
@@ -230,6 +246,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         episode = _episode_or_404(state, episode_id)
         mgr = manager()
+        await mgr.ensure_playable(episode)
         quality = mgr.deployment.quality.tier(episode.request.quality or mgr.deployment.quality.default)
         return StreamingResponse(fragmented_mp4(episode.buffer, quality), media_type="video/mp4")
 
@@ -238,6 +255,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def offer(episode_id: str, body: SessionDescription) -> dict[str, Any]:
         episode = _episode_or_404(state, episode_id)
         mgr = manager()
+        await mgr.ensure_playable(episode)
         quality = mgr.deployment.quality.tier(episode.request.quality or mgr.deployment.quality.default)
         playhead = Playhead(episode.buffer)
 
@@ -277,6 +295,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             episode.viewer_stats = [s for s in episode.viewer_stats if s.get("viewer") != body.viewer]
         episode.viewer_stats.append(report)
         episode.viewer_stats = episode.viewer_stats[-200:]
+        manager().save_stats(episode)
         return PlainTextResponse("", status_code=204)
 
     # ---------------------------------------------------------------- observability
