@@ -10,12 +10,13 @@ import asyncio
 import json
 import logging
 import os
+import sys
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -24,6 +25,7 @@ from pipelines.config import DEFAULT_DEPLOYMENT, DEFAULT_WORKFLOW, REPO_ROOT, lo
 from pipelines.episode import EpisodeRequest
 from pipelines.executors import StagePools
 from pipelines.playout import Playhead
+from server.access import AccessConfigError, AccessPolicy
 from server.episodes import Episode, EpisodeManager, InsufficientStorage
 from server.problems import install_problem_handlers
 from server.webrtc import InvalidOffer, Viewer, WebRTCGateway
@@ -41,6 +43,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     ice_servers: list[dict[str, Any]] | None = None
+    #: None: from STREAMWISE_API_KEYS and friends (see server/access.py).
+    access: AccessPolicy | None = None
 
 
 class EpisodeCreate(BaseModel):
@@ -91,6 +95,7 @@ class ServerState:
         self.error: str | None = None
         self.manager: EpisodeManager | None = None
         self.gateway = WebRTCGateway(settings.ice_servers)
+        self.access = settings.access or AccessPolicy.from_env(dict(os.environ), settings.host)
         self.filler_cache: dict[tuple[str, str], Any] = {}
 
     async def load(self) -> None:
@@ -153,13 +158,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise HTTPException(503, "the server is still loading its models; retry in a few seconds", headers={"Retry-After": "2"})
         return state.manager
 
-    def create_episode(body: EpisodeCreate) -> Episode:
+    def create_episode(body: EpisodeCreate, who: str) -> Episode:
         mgr = manager()
         tiers = [t.name for t in mgr.deployment.quality.ladder]
         if body.quality is not None and body.quality not in tiers:
             raise HTTPException(422, f"quality: unknown tier {body.quality!r}; allowed: {tiers}")
+        generating = sum(1 for e in mgr.episodes.values() if e.owner == who and e.status == "generating")
+        state.access.admit_create(who, generating)
         try:
-            return mgr.create(EpisodeRequest(topic=body.topic, duration_s=body.duration_s, style=body.style, quality=body.quality))
+            return mgr.create(EpisodeRequest(topic=body.topic, duration_s=body.duration_s, style=body.style, quality=body.quality), owner=who)
         except InsufficientStorage as exc:
             raise HTTPException(507, str(exc)) from None
 
@@ -176,8 +183,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # ---------------------------------------------------------------- episodes
     @app.post("/api/episodes", status_code=201, tags=["episodes"])
-    async def post_episode(body: EpisodeCreate) -> JSONResponse:
-        episode = create_episode(body)
+    async def post_episode(body: EpisodeCreate, request: Request) -> JSONResponse:
+        episode = create_episode(body, state.access.identify(request))
         data = episode.summary() | {"urls": _urls(episode)}
         return JSONResponse(data, status_code=201, headers={"Location": f"/api/episodes/{episode.id}"})
 
@@ -191,7 +198,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return episode.summary() | {"urls": _urls(episode), "viewer_stats": episode.viewer_stats[-20:]}
 
     @app.delete("/api/episodes/{episode_id}", status_code=204, tags=["episodes"])
-    async def delete_episode(episode_id: str) -> PlainTextResponse:
+    async def delete_episode(episode_id: str, request: Request) -> PlainTextResponse:
+        state.access.identify(request)
         _episode_or_404(state, episode_id)
         await state.gateway.close_episode(episode_id)
         await manager().delete(episode_id)
@@ -200,7 +208,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return PlainTextResponse("", status_code=204)
 
     @app.post("/api/episodes/{episode_id}/rerun", status_code=202, tags=["episodes"])
-    async def rerun_episode(episode_id: str) -> JSONResponse:
+    async def rerun_episode(episode_id: str, request: Request) -> JSONResponse:
+        state.access.identify(request)
         _episode_or_404(state, episode_id)
         await state.gateway.close_episode(episode_id)
         try:
@@ -312,7 +321,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return page("index.html")
 
     @app.get("/watch", response_class=HTMLResponse, include_in_schema=False)
-    async def watch_new(topic: str = "", duration_s: float = 60, style: str = "conversational", quality: str | None = None) -> HTMLResponse:
+    async def watch_new(request: Request, topic: str = "", duration_s: float = 60, style: str = "conversational", quality: str | None = None) -> HTMLResponse:
         if not topic.strip():
             return page("index.html", error="Give a topic: /watch?topic=why+the+sky+is+blue")
         try:
@@ -320,7 +329,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except ValueError as exc:
             return page("index.html", error=f"Cannot start this episode: {exc}")
         try:
-            episode = create_episode(body)
+            episode = create_episode(body, state.access.identify(request))
         except HTTPException as exc:
             return page("index.html", error=f"Cannot start this episode: {exc.detail}")
         return page("watch.html", episode=episode.id, created=True, topic=episode.request.topic)
@@ -346,7 +355,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     load_deployment(args.deploy, load_workflow(args.workflow))  # fail fast on a bad config
-    settings = Settings(workflow=Path(args.workflow), deployment=Path(args.deploy), media_dir=Path(args.media_dir), host=args.host, port=args.port)
+    try:
+        access = AccessPolicy.from_env(dict(os.environ), args.host)
+    except AccessConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    settings = Settings(workflow=Path(args.workflow), deployment=Path(args.deploy), media_dir=Path(args.media_dir),
+                        host=args.host, port=args.port, access=access)
     print(f"StreamWise: loading models, then serving on http://{args.host}:{args.port}/", flush=True)
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
     return 0

@@ -61,6 +61,8 @@ class Episode:
     viewer_stats: list[dict[str, Any]] = field(default_factory=list)
     #: Loaded from the store after a restart: the buffer is rebuilt from the archive on demand.
     restored: bool = False
+    #: The key id that created it (server/access.py), for per-key caps.
+    owner: str = "local"
     _replay_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def record(self) -> dict[str, Any]:
@@ -70,6 +72,7 @@ class Episode:
             "request": {"topic": self.request.topic, "duration_s": self.request.duration_s,
                         "style": self.request.style, "quality": self.request.quality},
             "created_at": self.created_wall,
+            "owner": self.owner,
             "status": self.status,
             "error": self.error,
             "title": self.title,
@@ -175,6 +178,7 @@ class EpisodeManager:
                     finished_s=rec.get("finished_s"),
                     viewer_stats=rec.get("viewer_stats") or [],
                     restored=True,
+                    owner=rec.get("owner", "local"),
                 )
                 episode._restored_buffered_s = float(rec.get("buffered_s") or 0.0)
                 tr = rec.get("transcript") or {}
@@ -234,10 +238,10 @@ class EpisodeManager:
                 f"{self.min_free_bytes // 2**20} MiB. Delete old episodes (DELETE /api/episodes/{{id}}) or free disk space."
             )
 
-    def create(self, request: EpisodeRequest, episode_id: str | None = None) -> Episode:
+    def create(self, request: EpisodeRequest, episode_id: str | None = None, owner: str = "local") -> Episode:
         self.check_disk()
         episode_id = episode_id or secrets.token_urlsafe(12)
-        episode = Episode(id=episode_id, request=request, directory=self.media_dir / episode_id)
+        episode = Episode(id=episode_id, request=request, directory=self.media_dir / episode_id, owner=owner)
         episode.directory.mkdir(parents=True, exist_ok=True)
         episode.transcript.hosts = tuple(h.name for h in self.deployment.hosts)
         episode.runtime = EpisodeRuntime(
@@ -254,7 +258,7 @@ class EpisodeManager:
         if old.status in ("generating", "finished"):
             raise ValueError(f"episode {episode_id} is {old.status}; only interrupted, failed or cancelled episodes can be re-run")
         shutil.rmtree(old.directory, ignore_errors=True)
-        return self.create(old.request, episode_id=episode_id)
+        return self.create(old.request, episode_id=episode_id, owner=old.owner)
 
     def get(self, episode_id: str) -> Episode | None:
         return self.episodes.get(episode_id)

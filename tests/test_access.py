@@ -1,0 +1,84 @@
+"""API keys, rate limits and the refusal to run open on a public address."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import httpx
+import pytest
+from fastapi import HTTPException
+from starlette.requests import Request
+
+from server.access import AccessConfigError, AccessPolicy, is_loopback, key_id
+from server.harness import REPO_ROOT, start_server
+
+KEY = "k" * 24
+
+
+def _request(headers: dict[str, str] | None = None, query: str = "") -> Request:
+    raw = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    return Request({"type": "http", "method": "POST", "path": "/", "headers": raw, "query_string": query.encode()})
+
+
+def test_open_only_on_loopback():
+    assert AccessPolicy.from_env({}, "127.0.0.1").open
+    assert AccessPolicy.from_env({}, "::1").open
+    assert is_loopback("localhost") and not is_loopback("0.0.0.0")
+    with pytest.raises(AccessConfigError, match="STREAMWISE_API_KEYS"):
+        AccessPolicy.from_env({}, "0.0.0.0")
+    with pytest.raises(AccessConfigError, match="at least 16"):
+        AccessPolicy.from_env({"STREAMWISE_API_KEYS": "short"}, "127.0.0.1")
+    assert AccessPolicy.from_env({"STREAMWISE_API_KEYS": KEY}, "0.0.0.0").keys == (KEY,)
+
+
+def test_identify_needs_a_valid_key():
+    policy = AccessPolicy(keys=(KEY,))
+    with pytest.raises(HTTPException) as err:
+        policy.identify(_request())
+    assert err.value.status_code == 401
+    with pytest.raises(HTTPException) as err:
+        policy.identify(_request({"Authorization": "Bearer " + "x" * 24}))
+    assert err.value.status_code == 403
+    assert policy.identify(_request({"Authorization": f"Bearer {KEY}"})) == key_id(KEY)
+    assert policy.identify(_request(query=f"key={KEY}")) == key_id(KEY)
+
+
+def test_rate_limit_and_concurrency_cap():
+    policy = AccessPolicy(keys=(KEY,), creates_per_minute=2, max_concurrent=1)
+    policy.admit_create("a", generating=0)
+    with pytest.raises(HTTPException) as err:
+        policy.admit_create("a", generating=1)
+    assert err.value.status_code == 429 and "at once" in err.value.detail
+    policy.admit_create("a", generating=0)
+    with pytest.raises(HTTPException) as err:
+        policy.admit_create("a", generating=0)
+    assert err.value.status_code == 429 and int(err.value.headers["Retry-After"]) >= 1
+    policy.admit_create("b", generating=0)  # limits are per key
+
+
+def test_serve_refuses_a_public_address_without_keys():
+    env = {k: v for k, v in os.environ.items() if k != "STREAMWISE_API_KEYS"}
+    result = subprocess.run([sys.executable, "-m", "server.cli", "serve", "--host", "0.0.0.0", "--port", "0"],
+                            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "without API keys" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.models
+def test_keys_protect_creating_and_deleting(tmp_path):
+    server = start_server(tmp_path, env={"STREAMWISE_API_KEYS": KEY})
+    try:
+        server.wait_ready()
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            body = {"topic": "owls", "duration_s": 10}
+            assert client.post("/api/episodes", json=body).status_code == 401
+            assert client.post("/api/episodes", json=body, headers={"Authorization": "Bearer " + "y" * 20}).status_code == 403
+            created = client.post("/api/episodes", json=body, headers={"Authorization": f"Bearer {KEY}"})
+            assert created.status_code == 201
+            episode = created.json()["id"]
+            assert client.get(f"/api/episodes/{episode}").status_code == 200, "viewing needs no key"
+            assert client.delete(f"/api/episodes/{episode}").status_code == 401
+            assert client.delete(f"/api/episodes/{episode}", headers={"Authorization": f"Bearer {KEY}"}).status_code == 204
+    finally:
+        server.stop()
