@@ -27,6 +27,7 @@ from pipelines.executors import StagePools
 from pipelines.playout import Playhead
 from server.access import AccessConfigError, AccessPolicy
 from server.episodes import Episode, EpisodeManager, InsufficientStorage
+from server.limits import BodySizeLimit
 from server.problems import install_problem_handlers
 from server.webrtc import InvalidOffer, Viewer, WebRTCGateway
 
@@ -151,6 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sw = state
 
     install_problem_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=256 * 1024)
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
 
     def manager() -> EpisodeManager:

@@ -437,3 +437,15 @@ def test_errors_are_problem_details(client: httpx.Client) -> None:
     assert r.json()["instance"] == "/api/episodes/no-such-episode"
     r = client.get("/no/such/route")
     assert r.status_code == 404 and r.json()["status"] == 404
+
+
+def test_huge_bodies_are_refused_before_reading(client: httpx.Client) -> None:
+    r = client.post("/api/episodes", content=b'{"topic": "' + b"x" * 2_000_000 + b'"}', headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and r.json()["status"] == 413
+
+    def chunks():
+        for _ in range(40):
+            yield b"x" * 10_000
+
+    r = client.post("/api/episodes", content=chunks(), headers={"Content-Type": "application/json"})
+    assert r.status_code == 413
