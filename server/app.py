@@ -334,14 +334,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             episode = create_episode(body, state.access.identify(request))
         except HTTPException as exc:
             return page("index.html", error=f"Cannot start this episode: {exc.detail}")
-        return page("watch.html", episode=episode.id, created=True, topic=episode.request.topic)
+        return page("watch.html", episode=episode.id, created=True, topic=episode.request.topic, iceServers=settings.ice_servers or [])
 
     @app.get("/watch/{episode_id}", response_class=HTMLResponse, include_in_schema=False)
     async def watch_existing(episode_id: str) -> HTMLResponse:
         episode = _episode_or_404(state, episode_id)
-        return page("watch.html", episode=episode.id, created=False, topic=episode.request.topic)
+        return page("watch.html", episode=episode.id, created=False, topic=episode.request.topic, iceServers=settings.ice_servers or [])
 
     return app
+
+
+def parse_ice_servers(text: str) -> list[dict[str, Any]]:
+    """STUN/TURN servers for real deployments, as the JSON list browsers take:
+    ``[{"urls": "stun:stun.example.org:3478"}, {"urls": "turn:...", "username": "u", "credential": "p"}]``."""
+    if not text.strip():
+        return []
+    try:
+        servers = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"STREAMWISE_ICE_SERVERS: not valid JSON ({exc})") from None
+    if not isinstance(servers, list) or not all(isinstance(s, dict) and "urls" in s for s in servers):
+        raise ValueError('STREAMWISE_ICE_SERVERS: expected a JSON list like [{"urls": "stun:host:3478"}]')
+    allowed = {"urls", "username", "credential"}
+    for server in servers:
+        extra = set(server) - allowed
+        if extra:
+            raise ValueError(f"STREAMWISE_ICE_SERVERS: unknown keys {sorted(extra)}; allowed: {sorted(allowed)}")
+    return servers
 
 
 def add_serve_command(sub: Any, configs: Any) -> None:
@@ -359,11 +378,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     load_deployment(args.deploy, load_workflow(args.workflow))  # fail fast on a bad config
     try:
         access = AccessPolicy.from_env(dict(os.environ), args.host)
-    except AccessConfigError as exc:
+        ice_servers = parse_ice_servers(os.environ.get("STREAMWISE_ICE_SERVERS", ""))
+    except (AccessConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     settings = Settings(workflow=Path(args.workflow), deployment=Path(args.deploy), media_dir=Path(args.media_dir),
-                        host=args.host, port=args.port, access=access)
+                        host=args.host, port=args.port, access=access, ice_servers=ice_servers)
     print(f"StreamWise: loading models, then serving on http://{args.host}:{args.port}/", flush=True)
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
     return 0
