@@ -311,6 +311,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # ---------------------------------------------------------------- observability
     # (metrics and dashboard routes are installed here)
+    from server.observability import install_observability
+    install_observability(app, state)
 
     # ---------------------------------------------------------------- pages
     def page(name: str, **values: Any) -> HTMLResponse:

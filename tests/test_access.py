@@ -82,3 +82,18 @@ def test_keys_protect_creating_and_deleting(tmp_path):
             assert client.delete(f"/api/episodes/{episode}", headers={"Authorization": f"Bearer {KEY}"}).status_code == 204
     finally:
         server.stop()
+
+
+@pytest.mark.models
+def test_keys_protect_metrics_and_dashboard_stream(tmp_path):
+    server = start_server(tmp_path, env={"STREAMWISE_API_KEYS": KEY})
+    try:
+        server.wait_ready()
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            assert client.get("/metrics").status_code == 401
+            r = client.get("/metrics", headers={"Authorization": f"Bearer {KEY}"})
+            assert r.status_code == 200 and "streamwise_active_episodes" in r.text
+            with client.stream("GET", "/api/dashboard/stream") as stream:
+                assert stream.status_code == 401
+    finally:
+        server.stop()
