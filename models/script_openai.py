@@ -39,7 +39,15 @@ _CANNED_SIGN_OFF = "Thanks for listening, everyone! See you next time."
 
 
 class ScriptWriterError(RuntimeError):
-    """The endpoint could not be used at all (unreachable, HTTP error, bad answer)."""
+    """The endpoint could not be used at all (unreachable, HTTP error, bad answer).
+
+    ``retryable`` marks failures that may pass on their own (connection refused,
+    timeouts, HTTP 429 and 5xx), which are retried with backoff before giving up.
+    """
+
+    def __init__(self, message: str, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 @dataclass
@@ -102,7 +110,11 @@ class OpenAIChatWriter:
         few_shot: bool = True,
         extra_body: dict[str, Any] | None = None,
         max_line_words: int = 60,
+        retries: int = 3,
+        backoff_s: float = 0.5,
     ) -> None:
+        self.retries = max(0, retries)
+        self.backoff_s = backoff_s
         self.base_url = base_url.rstrip("/")
         if not self.base_url.endswith("/v1"):
             # Accept "http://host:port" as well as "http://host:port/v1".
@@ -168,6 +180,26 @@ class OpenAIChatWriter:
 
     # ------------------------------------------------------------------ HTTP
     def _post_stream(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[tuple[str, str | None]]:
+        """``_post_stream_once`` with retries: a transient failure before the first token is
+        retried after 0.5, 1, 2 ... s (``retries`` times); after that, or once tokens flowed,
+        the error stands and the episode ends with a clear reason."""
+        for attempt in range(self.retries + 1):
+            started = False
+            try:
+                for item in self._post_stream_once(messages, max_tokens):
+                    started = True
+                    yield item
+                return
+            except ScriptWriterError as exc:
+                if started or not exc.retryable or attempt == self.retries:
+                    if attempt:
+                        raise ScriptWriterError(f"{exc} (after {attempt + 1} attempts)", exc.retryable) from exc
+                    raise
+                delay = self.backoff_s * (2**attempt)
+                log.warning("script endpoint failed (%s); retrying in %.1fs", exc, delay)
+                time.sleep(delay)
+
+    def _post_stream_once(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[tuple[str, str | None]]:
         """Yield (content delta, finish_reason) pairs from one streamed chat completion.
 
         Raises ``ScriptWriterError`` naming the URL when the endpoint cannot be
@@ -187,7 +219,8 @@ class OpenAIChatWriter:
             with self._client.stream("POST", url, json=body) as resp:
                 if resp.status_code >= 400:
                     detail = resp.read().decode("utf-8", "replace")[:300]
-                    raise ScriptWriterError(f"{url} answered HTTP {resp.status_code}: {detail}")
+                    raise ScriptWriterError(f"{url} answered HTTP {resp.status_code}: {detail}",
+                                            retryable=resp.status_code == 429 or resp.status_code >= 500)
                 for raw in resp.iter_lines():
                     line = raw.strip()
                     if not line.startswith("data:"):
@@ -207,11 +240,11 @@ class OpenAIChatWriter:
                         content = delta.get("content") or (choice.get("text") or "")
                         yield content, choice.get("finish_reason")
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise ScriptWriterError(f"cannot reach the OpenAI-compatible endpoint at {url}: {exc}") from exc
+            raise ScriptWriterError(f"cannot reach the OpenAI-compatible endpoint at {url}: {exc}", retryable=True) from exc
         except httpx.TimeoutException as exc:
-            raise ScriptWriterError(f"the endpoint at {url} timed out after {self.timeout_s}s: {exc}") from exc
+            raise ScriptWriterError(f"the endpoint at {url} timed out after {self.timeout_s}s: {exc}", retryable=True) from exc
         except httpx.HTTPError as exc:
-            raise ScriptWriterError(f"request to {url} failed: {type(exc).__name__}: {exc}") from exc
+            raise ScriptWriterError(f"request to {url} failed: {type(exc).__name__}: {exc}", retryable=True) from exc
 
     def warm_up(self) -> None:
         """Check the endpoint is reachable and prime its prompt cache with the system prompt."""

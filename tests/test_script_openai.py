@@ -79,6 +79,10 @@ class _Scripted(BaseHTTPRequestHandler):
         if self.path != "/v1/chat/completions":
             self.send_error(404, "no such route")
             return
+        if getattr(server, "fail_next", 0) > 0:  # a flaky backend: 503 for the next N requests
+            server.fail_next -= 1  # type: ignore[attr-defined]
+            self.send_error(503, "overloaded")
+            return
         answers = server.answers  # type: ignore[attr-defined]
         text = answers.pop(0) if answers else ""
         self.send_response(200)
@@ -207,6 +211,23 @@ def test_http_error_names_the_url(scripted):
     with pytest.raises(ScriptWriterError, match="404") as err:
         list(writer.stream(ScriptRequest(topic="x", duration_s=10)))
     assert "/nope/v1/chat/completions" in str(err.value)
+
+
+def test_transient_failures_are_retried_with_backoff(scripted):
+    scripted.fail_next = 2
+    scripted.answers = [transcript(12)]
+    writer = OpenAIChatWriter(url_of(scripted), timeout_s=5, retries=3, backoff_s=0.05)
+    started = time.monotonic()
+    events = list(writer.stream(ScriptRequest(topic="bread", duration_s=20)))
+    check_contract(events)
+    assert time.monotonic() - started >= 0.05 + 0.1, "waited 0.05 s, then 0.1 s, before the third try"
+
+
+def test_persistent_failure_gives_a_clear_error(scripted):
+    scripted.fail_next = 10
+    writer = OpenAIChatWriter(url_of(scripted), timeout_s=5, retries=2, backoff_s=0.01)
+    with pytest.raises(ScriptWriterError, match=r"(?s)HTTP 503.*after 3 attempts"):
+        list(writer.stream(ScriptRequest(topic="bread", duration_s=20)))
 
 
 def test_topic_is_sent_as_data(scripted):
