@@ -180,7 +180,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/readyz", tags=["ops"])
     async def readyz() -> JSONResponse:
         if state.ready:
-            return JSONResponse({"status": "ready", "load_s": state.manager.models.load_s if state.manager else {}})
+            # The task count lets leak tests see that viewers who left took their tasks with them.
+            return JSONResponse({"status": "ready", "load_s": state.manager.models.load_s if state.manager else {},
+                                 "tasks": len(asyncio.all_tasks()), "viewers": len(state.gateway.viewers)})
         return JSONResponse({"status": "loading"}, status_code=503, headers={"Retry-After": "2"})
 
     # ---------------------------------------------------------------- episodes
