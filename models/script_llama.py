@@ -15,6 +15,7 @@ ends properly instead of stopping mid-thought.
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import random
@@ -337,7 +338,16 @@ class LlamaCppWriter:
                     verbose=self.verbose,
                 )
                 log.info("loaded %s in %.2fs", self.model_path.name, time.perf_counter() - t0)
+                # Free the model before interpreter teardown: llama.cpp's own finaliser
+                # runs too late then and prints a TypeError on every exit.
+                atexit.register(self.close)
         return self._llm
+
+    def close(self) -> None:
+        with self._load_lock:
+            if self._llm is not None:
+                self._llm.close()
+                self._llm = None
 
     def warm_up(self) -> None:
         """Load the model and evaluate the static prompt header.

@@ -106,7 +106,8 @@ class ServerState:
         deployment = load_deployment(self.settings.deployment, workflow)
         models = await asyncio.to_thread(load_models, deployment, workflow)
         pools = StagePools(video=deployment.tasks["video"].workers if "video" in deployment.tasks else 1)
-        self.manager = EpisodeManager(models, deployment, pools, self.settings.media_dir)
+        min_free_mb = int(os.environ.get("STREAMWISE_MIN_FREE_MB", "512"))
+        self.manager = EpisodeManager(models, deployment, pools, self.settings.media_dir, min_free_bytes=min_free_mb * 2**20)
         self.ready = True
         log.info("models loaded: %s", models.load_s)
 

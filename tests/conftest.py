@@ -7,6 +7,7 @@ browser downloads are never used.
 """
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from pathlib import Path
@@ -87,3 +88,16 @@ def browser(tmp_path_factory: pytest.TempPathFactory):
             yield context
         finally:
             context.close()
+
+
+def run_async(coro):
+    """``asyncio.run`` on a thread of its own.
+
+    Playwright's sync API keeps an event loop running on the main thread for the
+    whole session once a browser test has run, and ``asyncio.run`` refuses to
+    start inside a running loop.
+    """
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()

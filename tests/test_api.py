@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import run_async
 
 pytestmark = [pytest.mark.models, pytest.mark.timeout(180)]
 
@@ -320,7 +321,7 @@ async def _viewer_session(base_url: str, episode_id: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def viewer_session(base_url: str, rtc_episode) -> dict[str, Any]:
-    return asyncio.run(_viewer_session(base_url, rtc_episode["id"]))
+    return run_async(_viewer_session(base_url, rtc_episode["id"]))
 
 
 def test_offer_gets_a_sendonly_answer(viewer_session) -> None:

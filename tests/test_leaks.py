@@ -1,12 +1,12 @@
 """200 viewers connect and leave: memory, file descriptors, threads and tasks stay flat (slow)."""
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 
 import httpx
 import pytest
+from conftest import run_async
 
 from server.harness import start_server
 from test_api import _join, _wait_for  # tests/ is on sys.path: the real aiortc viewer
@@ -55,10 +55,10 @@ def test_viewer_churn_does_not_leak(tmp_path):
             while client.get(f"/api/episodes/{episode}").json()["status"] != "finished":
                 assert time.monotonic() < deadline
                 time.sleep(0.5)
-        asyncio.run(_cycles(server.url, episode, WARM_UP))
+        run_async(_cycles(server.url, episode, WARM_UP))
         time.sleep(2)
         before = _usage(pid, server.url)
-        connected = asyncio.run(_cycles(server.url, episode, CYCLES - WARM_UP))
+        connected = run_async(_cycles(server.url, episode, CYCLES - WARM_UP))
         time.sleep(3)
         after = _usage(pid, server.url)
         print(f"leak check over {CYCLES - WARM_UP} cycles ({connected} connected): before {before}, after {after}")

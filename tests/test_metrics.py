@@ -17,6 +17,7 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
+from conftest import run_async
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -417,7 +418,7 @@ def _run_in_own_loop(scenario) -> None:
 
     def target() -> None:
         try:
-            asyncio.run(scenario())
+            run_async(scenario())
         except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
             errors.append(exc)
 

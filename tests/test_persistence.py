@@ -60,3 +60,18 @@ def test_restart_keeps_episodes_and_interrupts_running_ones(tmp_path):
             assert client.get(f"/api/episodes/{running['id']}").status_code == 404
     finally:
         server.stop()
+
+
+def test_a_full_disk_refuses_new_episodes_clearly(tmp_path):
+    # Ask for more free space than any disk has: the same path as a disk that filled up.
+    server = start_server(tmp_path, env={"STREAMWISE_MIN_FREE_MB": str(10**9)})
+    try:
+        server.wait_ready()
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            r = client.post("/api/episodes", json={"topic": "owls", "duration_s": 10})
+            assert r.status_code == 507
+            assert "free" in r.json()["detail"] and "DELETE /api/episodes" in r.json()["detail"]
+            assert client.get("/api/episodes").json()["episodes"] == [], "nothing half-created"
+            assert client.get("/healthz").status_code == 200, "the server keeps running"
+    finally:
+        server.stop()

@@ -1,13 +1,13 @@
 """End to end: a 15-second episode rendered with the real models, checked as media."""
 from __future__ import annotations
 
-import asyncio
 import json
 
 import av
 import numpy as np
 import parselmouth
 import pytest
+from conftest import run_async
 from parselmouth.praat import call
 
 from models.avatar2d import mouth_box
@@ -26,7 +26,7 @@ def episode(tmp_path_factory):
     deployment = load_deployment(workflow=workflow)
     models = load_models(deployment, workflow)
     out = tmp_path_factory.mktemp("render") / "episode.mp4"
-    result = asyncio.run(
+    result = run_async(
         render_episode(models, deployment, EpisodeRequest(topic="why the sky is blue", duration_s=15), out)
     )
     quality = deployment.quality.tier(deployment.quality.default)

@@ -7,7 +7,6 @@ scripted model output, so they are exact and fast.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
