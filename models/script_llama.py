@@ -205,7 +205,16 @@ def _first_word(text: str) -> str:
 # --------------------------------------------------------------------------- writer
 
 #: Openings given to a body turn the model failed to write on its own (loops, fillers).
-_NUDGES = ("Here's something most people don't know:", "Another interesting thing is that")
+_NUDGES = (
+    "Here's something most people don't know:",
+    "Another interesting thing is that",
+    "What surprised me most is that",
+    "A common misconception is that",
+    "Here's a simple example:",
+    "If you think about everyday life,",
+    "Historically,",
+    "The part I find fascinating is",
+)
 
 #: Used only if the model cannot produce a sign-off after every retry.
 _CANNED_SIGN_OFFS = (
@@ -280,6 +289,7 @@ class LlamaCppWriter:
         show_name: str = "StreamWise",
         prompt_style: str = "auto",
         generate_title: bool = True,
+        context_lines: int = 16,
         max_line_words: int = 60,
         min_body_words: int = 4,
         lazy: bool = False,
@@ -304,6 +314,7 @@ class LlamaCppWriter:
         self.show_name = show_name
         self.generate_title = generate_title
         self.max_line_words = max_line_words
+        self.context_lines = context_lines
         self.min_body_words = min_body_words
         self.verbose = verbose
         info = model_info(self.model_ref)
@@ -406,14 +417,19 @@ class LlamaCppWriter:
         return (self.seed + 7919 * line_no + 104_729 * attempt) % (2**31)
 
     def _fit_context(self, head: str, lines: list[str], cue_line: str, max_new: int) -> str:
-        """Keep the prompt inside ``n_ctx``: drop the oldest transcript lines if needed.
+        """Keep the prompt short and inside ``n_ctx``: only the recent transcript.
 
-        Dropping lines changes the prompt prefix (one full re-evaluation), which
-        only happens for episodes much longer than the context.
+        Small models loop on a long transcript (they copy their own earlier lines),
+        so at most ``context_lines`` lines are kept, dropped in blocks of half that:
+        the prompt prefix changes (one re-evaluation) only every few turns.
         """
         llm = self._load()
         budget = self.n_ctx - max_new - 8
+        window = max(2, self.context_lines)
         start = 0
+        if len(lines) > window:
+            step = window // 2
+            start = ((len(lines) - window) // step + 1) * step
         while True:
             prompt = head + "".join(lines[start:]) + cue_line
             n = len(llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True))
@@ -485,7 +501,8 @@ class LlamaCppWriter:
         max_lines = max(4, budget // 4 + 6)
         body_words: list[int] = []
         nudge = ""  # a cue that starts a body turn after the model got stuck
-        stuck = 0
+        stuck = 0  # nudges in a row without an accepted line
+        nudges_left = max(len(_NUDGES), budget // 30)  # for the whole episode
         phase = "intro"
         try:
             while True:
@@ -534,15 +551,17 @@ class LlamaCppWriter:
                             yield ev
                         phase = "sign_off"
                         continue
-                    if stuck < len(_NUDGES):
+                    if stuck < 2 and nudges_left > 0:
                         # A stuck model often recovers when the turn is started for it.
-                        nudge = _NUDGES[stuck]
+                        nudge = _NUDGES[(len(parser.lines) + stuck) % len(_NUDGES)]
                         stuck += 1
+                        nudges_left -= 1
                         continue
                     reason = "model_degenerate"
                     phase = "wrap_up" if with_wrap_up else "sign_off"
                     continue
                 nudge = ""
+                stuck = 0
                 transcript.append(f"{labels[who]}: {line.text}\n")
                 if stats.first_line_s is None:
                     stats.first_line_s = time.perf_counter() - stats.started
