@@ -118,8 +118,9 @@ class Playhead:
 
     Playback starts once the first spoken segment exists (a start buffer, so the
     short intro cannot run dry into a stall). While waiting, the viewer sees the
-    title card as filler; that much of the intro (itself a title card) is then
-    skipped, so a live start costs no extra time and a replay shows the whole intro.
+    title card as filler, so the intro (itself a title card) is then skipped: a
+    live start goes straight to the first words, and a replay, which never waits,
+    shows the whole intro. The title stays in the picture's banner throughout.
     """
 
     def __init__(self, buffer: PlayoutBuffer, on_stall: Callable[[], None] | None = None) -> None:
@@ -136,7 +137,7 @@ class Playhead:
         if first_speech is None and not self.buffer.finished:
             return False
         intro_end = first_speech.start if first_speech is not None else 0
-        self.position = min(intro_end, self._waited)
+        self.position = intro_end if self._waited else 0
         self.started = True
         return True
 
