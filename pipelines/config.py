@@ -122,6 +122,9 @@ class RuntimeSpec(_Strict):
     #: The script stops writing while this many segments wait to be rendered. On a
     #: small machine the LLM otherwise takes the cores the first segment needs.
     lead_segments: int = Field(3, ge=1, le=100)
+    #: Frames wait for viewers JPEG-compressed plane by plane (about 12x smaller);
+    #: null keeps raw I420, which only short episodes can afford.
+    frame_jpeg_quality: int | None = Field(90, ge=50, le=100)
 
 
 class TimelineSpec(_Strict):

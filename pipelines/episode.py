@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import AsyncIterator, Callable
+from typing import AsyncIterator, Callable, Sequence
 
 import cv2
 import numpy as np
@@ -29,6 +29,7 @@ from models.protocols import (
 from pipelines import clock
 from pipelines.config import Deployment
 from pipelines.executors import StagePools
+from pipelines.frames import FrameList
 from pipelines.models_loaded import LoadedModels
 from pipelines.segmenter import Segmenter, SegmentText
 from pipelines.spans import Timeline
@@ -54,7 +55,8 @@ class ReadySegment:
     """Audio and frames of one stretch of the timeline, ready to play.
 
     ``kind`` is "intro" (title card), "speech" (a host talking) or "outro".
-    Frames are I420 (``(h * 3 // 2, w)`` uint8), frame n at ``start + n * spf``.
+    Frames are I420 (``(h * 3 // 2, w)`` uint8), frame n at ``start + n * spf``; a
+    ``FrameList`` keeps them compressed and decodes the one that is read.
     """
 
     kind: str
@@ -63,7 +65,7 @@ class ReadySegment:
     n_samples: int
     pcm: np.ndarray
     quality: Quality
-    frames: list[np.ndarray]
+    frames: Sequence[np.ndarray]
     speaker: int | None = None
     speaker_name: str = ""
     text: str = ""
@@ -257,7 +259,11 @@ class EpisodeRuntime:
             pcm=voiced.pcm,
             phonemes=voiced.phonemes,
         )
-        return [rgb_to_i420(f) for f in self.models.animator.render(self.scene, visual, quality)]
+        return self._store([rgb_to_i420(f) for f in self.models.animator.render(self.scene, visual, quality)])
+
+    def _store(self, frames: list[np.ndarray]) -> FrameList:
+        q = self.deployment.runtime.frame_jpeg_quality
+        return FrameList.raw(frames) if q is None else FrameList.compress(frames, q)
 
     async def _video(self, voiced: _Voiced) -> ReadySegment:
         quality = self._tier_for(voiced.seg.index)
@@ -299,10 +305,10 @@ class EpisodeRuntime:
     def card(self, kind: str, start: int, n_samples: int, quality: Quality) -> ReadySegment:
         """A title card (intro, outro, or filler) of the given length, in silence."""
         spf = quality.samples_per_frame
-        frames = [
+        frames = self._store([
             rgb_to_i420(self.models.animator.title_card(self.scene, quality, n * spf / clock.CLOCK_RATE))
             for n in range(clock.frame_count(n_samples, quality.fps))
-        ]
+        ])
         return ReadySegment(
             kind=kind,
             index=-1,

@@ -12,6 +12,7 @@ import numpy as np
 
 from models.protocols import CLOCK_RATE, Quality
 from pipelines.episode import ReadySegment
+from pipelines.frames import FrameList
 
 
 def load_archive(path: str, quality: Quality) -> tuple[list[np.ndarray], np.ndarray]:
@@ -50,7 +51,7 @@ def segments_from_archive(path: str, quality: Quality, transcript_segments: list
                 n_samples=end - start,
                 pcm=pcm[start:end],
                 quality=quality,
-                frames=frames[start // spf : end // spf],
+                frames=FrameList.compress(frames[start // spf : end // spf]),
                 speaker=None,
                 speaker_name=meta["speaker"] if meta else "",
                 text=meta["text"] if meta else "",
