@@ -125,6 +125,12 @@ class RuntimeSpec(_Strict):
     #: Frames wait for viewers JPEG-compressed plane by plane (about 12x smaller);
     #: null keeps raw I420, which only short episodes can afford.
     frame_jpeg_quality: int | None = Field(90, ge=50, le=100)
+    #: Queues run earliest deadline first across all episodes ("fifo" for comparison).
+    scheduling: Literal["edf", "fifo"] = "edf"
+    #: A segment's deadline is its playout time minus this margin; playout of an
+    #: episode's first words is expected this long after the request.
+    deadline_margin_s: float = Field(0.5, ge=0.0, le=30.0)
+    startup_target_s: float = Field(1.0, ge=0.1, le=60.0)
 
 
 class TimelineSpec(_Strict):

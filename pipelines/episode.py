@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import AsyncIterator, Callable, Sequence
 
@@ -131,6 +132,14 @@ class EpisodeRuntime:
         self._tier_for = tier_for or self._fixed_tier
         self._title_ready = asyncio.Event()
         self._rendered_event = asyncio.Event()
+        # The wall-clock instant the first words are due: deadlines count from it.
+        self._origin = time.monotonic() + deployment.runtime.startup_target_s
+        self._intro_samples = 0
+
+    def deadline(self, start: int) -> float:
+        """When the segment starting at clock sample ``start`` must be ready (monotonic seconds)."""
+        spoken = max(0, start - self._intro_samples) / clock.CLOCK_RATE
+        return self._origin + spoken - self.deployment.runtime.deadline_margin_s
 
     # -------------------------------------------------------------- decisions
     def _fixed_tier(self, index: int) -> Quality:
@@ -226,6 +235,7 @@ class EpisodeRuntime:
                     timeline=self.timeline,
                     segment=seg.index,
                     media_s=lambda s: s.n_samples / clock.CLOCK_RATE,
+                    deadline=self.deadline(cursor),
                 )
                 tail = pause if seg.ends_line else 0
                 n = clock.pad_to_grid(max(speech.n_samples + tail, self.grid), self.grid)
@@ -276,6 +286,7 @@ class EpisodeRuntime:
                 segment=voiced.seg.index,
                 tier=quality.name,
                 media_s=lambda _f: voiced.n_samples / clock.CLOCK_RATE,
+                deadline=self.deadline(voiced.start),
             )
         except Exception as exc:  # noqa: BLE001
             raise EpisodeError(f"video stage failed on segment {voiced.seg.index}: {exc}") from exc
@@ -330,6 +341,7 @@ class EpisodeRuntime:
         """Yield the intro, every segment in order as soon as it is ready, then the outro."""
         intro = clock.pad_to_grid(clock.to_samples(self.deployment.timeline.intro_s), self.grid)
         outro = clock.pad_to_grid(clock.to_samples(self.deployment.timeline.outro_s), self.grid)
+        self._intro_samples = intro
         texts: asyncio.Queue = asyncio.Queue()
         voiced_q: asyncio.Queue = asyncio.Queue()
         ordered: asyncio.Queue = asyncio.Queue()
@@ -345,10 +357,12 @@ class EpisodeRuntime:
             await self._title_ready.wait()
             if intro:
                 yield await self.pools.video.run(
-                    self.card, "intro", 0, intro, last_tier, timeline=self.timeline, note="intro"
+                    self.card, "intro", 0, intro, last_tier, timeline=self.timeline, note="intro",
+                    deadline=self.deadline(0),
                 )
             # Build the studio for this title now, while the first segment is voiced.
-            await self.pools.video.run(self._prewarm, last_tier, timeline=self.timeline, note="prewarm")
+            await self.pools.video.run(self._prewarm, last_tier, timeline=self.timeline, note="prewarm",
+                                       deadline=self.deadline(0))
             while (task := await ordered.get()) is not None:
                 video_tasks.append(task)
                 ready = await task

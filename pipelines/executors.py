@@ -1,27 +1,75 @@
-"""Worker pools per stage, shared by every episode in the process.
+"""Worker pools per stage, shared by every episode in the process, earliest deadline first.
 
 Stages call model adapters that are loaded once and shared, so the pool size is
 also the adapter's concurrency: the script writer (one llama.cpp context) gets
 exactly one thread and episodes interleave line by line on it.
+
+Queued tasks run in order of their deadline (the segment's playout time minus a
+margin), across all episodes: the first segment of a new episode overtakes a
+segment of an older one that is not due yet. ``order="fifo"`` runs them in
+arrival order instead (for comparison).
 """
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import heapq
+import itertools
+import math
 import threading
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, TypeVar
 
 from pipelines.spans import Span, Timeline
 
 T = TypeVar("T")
+Order = Literal["edf", "fifo"]
+
+
+@dataclass(order=True)
+class _Job:
+    key: tuple[float, int]
+    call: Callable[[], Any] = field(compare=False)
+    loop: asyncio.AbstractEventLoop = field(compare=False)
+    future: asyncio.Future = field(compare=False)
 
 
 class StagePool:
-    def __init__(self, stage: str, workers: int) -> None:
+    def __init__(self, stage: str, workers: int, order: Order = "edf") -> None:
         self.stage = stage
         self.workers = workers
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"sw-{stage}")
+        self.order = order
+        self._heap: list[_Job] = []
+        self._seq = itertools.count()
+        self._cv = threading.Condition()
+        self._closed = False
+        self._threads = [
+            threading.Thread(target=self._work, name=f"sw-{stage}-{i}", daemon=True) for i in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    @property
+    def queued(self) -> int:
+        with self._cv:
+            return len(self._heap)
+
+    def _work(self) -> None:
+        while True:
+            with self._cv:
+                while not self._heap and not self._closed:
+                    self._cv.wait()
+                if self._closed and not self._heap:
+                    return
+                job = heapq.heappop(self._heap)
+            if job.future.cancelled():
+                continue  # its episode went away while it waited
+            try:
+                result = job.call()
+            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+                job.loop.call_soon_threadsafe(_settle, job.future, None, exc)
+            else:
+                job.loop.call_soon_threadsafe(_settle, job.future, result, None)
 
     async def run(
         self,
@@ -32,8 +80,13 @@ class StagePool:
         tier: str | None = None,
         media_s: Callable[[T], float] | None = None,
         note: str = "",
+        deadline: float | None = None,
     ) -> T:
-        """Run ``fn`` on a worker and record a span (queued / started / finished)."""
+        """Run ``fn`` on a worker, in deadline order, and record a span (queued / started / finished).
+
+        ``deadline`` is a ``time.monotonic()`` instant; tasks without one go after
+        every task that has one, in arrival order.
+        """
         loop = asyncio.get_running_loop()
         queued = timeline.now() if timeline else 0.0
         started: list[float] = []
@@ -45,7 +98,15 @@ class StagePool:
             return fn(*args)
 
         ctx = contextvars.copy_context()
-        result = await loop.run_in_executor(self._pool, ctx.run, call)
+        future: asyncio.Future = loop.create_future()
+        rank = deadline if (deadline is not None and self.order == "edf") else math.inf
+        job = _Job((rank, next(self._seq)), lambda: ctx.run(call), loop, future)
+        with self._cv:
+            if self._closed:
+                raise RuntimeError(f"the {self.stage} pool is shut down")
+            heapq.heappush(self._heap, job)
+            self._cv.notify()
+        result = await future
         if timeline is not None:
             timeline.add(
                 Span(
@@ -63,14 +124,28 @@ class StagePool:
         return result
 
     def shutdown(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._cv:
+            self._closed = True
+            for job in self._heap:
+                job.loop.call_soon_threadsafe(job.future.cancel)
+            self._heap.clear()
+            self._cv.notify_all()
+
+
+def _settle(future: asyncio.Future, result: Any, exc: BaseException | None) -> None:
+    if future.done():
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)
 
 
 class StagePools:
-    def __init__(self, script: int = 1, speech: int = 1, video: int = 1) -> None:
-        self.script = StagePool("script", script)
-        self.speech = StagePool("speech", speech)
-        self.video = StagePool("video", video)
+    def __init__(self, script: int = 1, speech: int = 1, video: int = 1, order: Order = "edf") -> None:
+        self.script = StagePool("script", script, order)
+        self.speech = StagePool("speech", speech, order)
+        self.video = StagePool("video", video, order)
 
     def shutdown(self) -> None:
         for pool in (self.script, self.speech, self.video):

@@ -46,7 +46,8 @@ async def render_episode(
     on_progress: Callable[[Progress], None] | None = None,
 ) -> RenderResult:
     own_pools = pools is None
-    pools = pools or StagePools(video=deployment.tasks["video"].workers if "video" in deployment.tasks else 1)
+    pools = pools or StagePools(video=deployment.tasks["video"].workers if "video" in deployment.tasks else 1,
+                                 order=deployment.runtime.scheduling)
     timeline = Timeline()
     runtime = EpisodeRuntime(models, deployment, pools, request, timeline=timeline, on_progress=on_progress)
     quality = deployment.quality.tier(request.quality or deployment.quality.default)
