@@ -103,6 +103,9 @@ class TierSpec(_Strict):
     height: Literal[240, 360, 480, 540, 720, 1080]
     fps: Literal[15, 25, 30]
     supersample: Literal[1, 2, 3] = 1
+    #: Seconds of drawing per second of media on this machine (bench/render.py measures
+    #: it); the adaptive policy starts from it and follows what the workers measure.
+    rtf: float = Field(0.1, gt=0.0, le=100.0)
 
     def quality(self) -> Quality:
         return Quality(name=self.name, height=self.height, fps=self.fps, supersample=self.supersample)
@@ -147,13 +150,18 @@ class QualitySpec(_Strict):
     #: Fixed early-low rule: the first N segments use ``startup`` to start faster.
     startup: str | None = None
     startup_segments: int = Field(0, ge=0, le=20)
+    #: static: the default tier (and the early-low rule); adaptive: per segment, the
+    #: highest tier that meets the segment's deadline (pipelines/planner.py).
+    policy: Literal["static", "adaptive"] = "static"
+    #: The adaptive policy never goes below this tier.
+    floor: str | None = None
 
     @model_validator(mode="after")
     def _check_names(self) -> "QualitySpec":
         names = [t.name for t in self.ladder]
         if len(set(names)) != len(names):
             raise ValueError(f"ladder: tier names must be unique, got {names}")
-        for field in ("default", "startup"):
+        for field in ("default", "startup", "floor"):
             value = getattr(self, field)
             if value is not None and value not in names:
                 raise ValueError(f"{field}: unknown tier {value!r}; allowed: {names}")

@@ -31,6 +31,7 @@ from pipelines import clock
 from pipelines.config import Deployment
 from pipelines.executors import StagePools
 from pipelines.frames import FrameList
+from pipelines.planner import TierPlanner
 from pipelines.models_loaded import LoadedModels
 from pipelines.segmenter import Segmenter, SegmentText
 from pipelines.spans import Timeline
@@ -129,6 +130,11 @@ class EpisodeRuntime:
         self.progress = Progress()
         self.grid = deployment.grid_samples()
         self.end_reason = ""
+        q = deployment.quality
+        self.planner = TierPlanner(
+            q.qualities(), q.policy, q.default, q.floor, pools.video_costs,
+            startup=q.startup, startup_segments=q.startup_segments,
+        )
         self._tier_for = tier_for or self._fixed_tier
         self._title_ready = asyncio.Event()
         self._rendered_event = asyncio.Event()
@@ -137,7 +143,11 @@ class EpisodeRuntime:
         self._intro_samples = 0
 
     def deadline(self, start: int) -> float:
-        """When the segment starting at clock sample ``start`` must be ready (monotonic seconds)."""
+        """When the segment starting at clock sample ``start`` must be ready (monotonic seconds).
+
+        Viewers start playing when the first spoken segment is ready, so once it is,
+        the clock's origin moves there: later deadlines count from the real start.
+        """
         spoken = max(0, start - self._intro_samples) / clock.CLOCK_RATE
         return self._origin + spoken - self.deployment.runtime.deadline_margin_s
 
@@ -259,6 +269,12 @@ class EpisodeRuntime:
             self._speech_end = cursor
             await out.put(None)
 
+    def _choose_tier(self, voiced: _Voiced) -> Quality:
+        if self.request.quality or self._tier_for != self._fixed_tier:
+            return self._tier_for(voiced.seg.index)
+        slack = self.deadline(voiced.start) - time.monotonic()
+        return self.planner.choose(voiced.seg.index, voiced.n_samples / clock.CLOCK_RATE, slack)
+
     def _draw(self, voiced: _Voiced, quality: Quality) -> list[np.ndarray]:
         visual = VisualSegment(
             index=voiced.seg.index,
@@ -269,14 +285,17 @@ class EpisodeRuntime:
             pcm=voiced.pcm,
             phonemes=voiced.phonemes,
         )
-        return self._store([rgb_to_i420(f) for f in self.models.animator.render(self.scene, visual, quality)])
+        t0 = time.perf_counter()
+        frames = [rgb_to_i420(f) for f in self.models.animator.render(self.scene, visual, quality)]
+        self.pools.video_costs.observe(quality.name, time.perf_counter() - t0, voiced.n_samples / clock.CLOCK_RATE)
+        return self._store(frames)
 
     def _store(self, frames: list[np.ndarray]) -> FrameList:
         q = self.deployment.runtime.frame_jpeg_quality
         return FrameList.raw(frames) if q is None else FrameList.compress(frames, q)
 
     async def _video(self, voiced: _Voiced) -> ReadySegment:
-        quality = self._tier_for(voiced.seg.index)
+        quality = self._choose_tier(voiced)
         try:
             frames = await self.pools.video.run(
                 self._draw,
@@ -291,6 +310,8 @@ class EpisodeRuntime:
         except Exception as exc:  # noqa: BLE001
             raise EpisodeError(f"video stage failed on segment {voiced.seg.index}: {exc}") from exc
         self.progress.rendered += 1
+        if self.progress.rendered == 1:
+            self._origin = max(self._origin, time.monotonic())
         self._rendered_event.set()
         self._notify()
         seg = voiced.seg

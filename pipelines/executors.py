@@ -142,7 +142,12 @@ def _settle(future: asyncio.Future, result: Any, exc: BaseException | None) -> N
 
 
 class StagePools:
-    def __init__(self, script: int = 1, speech: int = 1, video: int = 1, order: Order = "edf") -> None:
+    def __init__(self, script: int = 1, speech: int = 1, video: int = 1, order: Order = "edf",
+                 video_costs: dict[str, float] | None = None) -> None:
+        from pipelines.planner import CostModel
+
+        #: Drawing cost per tier as the video workers measure it, shared by every episode.
+        self.video_costs = CostModel(video_costs or {})
         self.script = StagePool("script", script, order)
         self.speech = StagePool("speech", speech, order)
         self.video = StagePool("video", video, order)

@@ -106,7 +106,8 @@ class ServerState:
         deployment = load_deployment(self.settings.deployment, workflow)
         models = await asyncio.to_thread(load_models, deployment, workflow)
         pools = StagePools(video=deployment.tasks["video"].workers if "video" in deployment.tasks else 1,
-                                 order=deployment.runtime.scheduling)
+                                 order=deployment.runtime.scheduling,
+                                 video_costs={t.name: t.rtf for t in deployment.quality.ladder})
         min_free_mb = int(os.environ.get("STREAMWISE_MIN_FREE_MB", "512"))
         self.manager = EpisodeManager(models, deployment, pools, self.settings.media_dir, min_free_bytes=min_free_mb * 2**20)
         self.ready = True
@@ -245,7 +246,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
             return JSONResponse(chrome_trace(episode.id, episode.title, episode.timeline.spans()),
                                 headers={"Content-Disposition": f'attachment; filename="{episode.id}.trace.json"'})
-        return JSONResponse({"id": episode.id, "spans": episode.timeline.to_list()})
+        decisions = [d.to_dict() for d in episode.runtime.planner.decisions] if episode.runtime else []
+        return JSONResponse({"id": episode.id, "spans": episode.timeline.to_list(), "decisions": decisions})
 
     @app.get("/api/episodes/{episode_id}/video.mp4", tags=["episodes"])
     async def video(episode_id: str) -> FileResponse:
@@ -294,7 +296,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         try:
             viewer, answer = await state.gateway.answer(
-                episode.id, body.sdp, body.type, playhead, quality.fps, filler, on_close
+                episode.id, body.sdp, body.type, playhead, quality.fps, filler, on_close,
+                size=(quality.width, quality.height),
             )
         except InvalidOffer as exc:
             raise HTTPException(400, f"sdp: {exc}") from None

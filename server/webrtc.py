@@ -23,6 +23,7 @@ from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceServer, RTCPeerConn
 from aiortc.mediastreams import MediaStreamError
 
 from models.protocols import CLOCK_RATE
+from pipelines.archive import resize_i420
 from pipelines.playout import Playhead
 
 log = logging.getLogger(__name__)
@@ -109,12 +110,14 @@ class PlayheadAudioTrack(MediaStreamTrack):
 class PlayheadVideoTrack(MediaStreamTrack):
     kind = "video"
 
-    def __init__(self, playhead: Playhead, clock: ViewerClock, fps: int, filler: Callable[[], np.ndarray]) -> None:
+    def __init__(self, playhead: Playhead, clock: ViewerClock, fps: int, filler: Callable[[], np.ndarray],
+                 size: tuple[int, int] | None = None) -> None:
         super().__init__()
         self.playhead = playhead
         self.clock = clock
         self.fps = fps
         self.filler = filler
+        self.size = size  # (width, height) sent to this viewer
         self._n = 0
 
     async def recv(self) -> av.VideoFrame:
@@ -128,6 +131,9 @@ class PlayheadVideoTrack(MediaStreamTrack):
             raise MediaStreamError
         current = self.playhead.frame()
         image = current[0] if current is not None else self.filler()
+        if self.size is not None and image.shape != (self.size[1] * 3 // 2, self.size[0]):
+            # A tier change keeps the viewer's resolution: same picture, scaled, no encoder restart.
+            image = resize_i420(image, *self.size)
         frame = av.VideoFrame.from_ndarray(image, format="yuv420p")
         frame.pts = int(round(self._n * VIDEO_CLOCK / self.fps))
         frame.time_base = fractions.Fraction(1, VIDEO_CLOCK)
@@ -163,6 +169,7 @@ class WebRTCGateway:
         fps: int,
         filler: Callable[[], np.ndarray],
         on_close: Callable[[Viewer], None],
+        size: tuple[int, int] | None = None,
     ) -> tuple[Viewer, RTCSessionDescription]:
         if offer_type != "offer":
             raise InvalidOffer(f"type must be 'offer', got {offer_type!r}")
@@ -193,7 +200,7 @@ class WebRTCGateway:
                     transceiver.sender.replaceTrack(PlayheadAudioTrack(playhead, clock))
                     transceiver.direction = "sendonly"
                 elif transceiver.kind == "video":
-                    transceiver.sender.replaceTrack(PlayheadVideoTrack(playhead, clock, fps, filler))
+                    transceiver.sender.replaceTrack(PlayheadVideoTrack(playhead, clock, fps, filler, size))
                     transceiver.direction = "sendonly"
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)

@@ -344,5 +344,144 @@ def _try(profiles: Profiles, w: Workload, target: float, slack: float, lead: tup
             return None
         res = simulate(profiles, alloc, w, chunks, pipelined=True, spot=spot)
         if res.ttff_s <= target + 1e-6:
-            return Plan("cost", alloc, chunks, res, solver, target, notes={"lead": lead, "low_chunks": low, "scale": scale})
+            return Plan("cost", alloc, chunks, res, solver, target, notes={"lead": lead, "low_chunks": low, "mid_latency": mid, "scale": scale})
     return None
+
+
+# --------------------------------------------------------------------------- paced two-pool plans
+
+PACED_LOW: tuple[int, ...] = (2, 4, 8, 16, 32)
+PACED_LEADS: tuple[tuple[int, ...], ...] = ((9, 21), (9, 21, 40))
+PACED_CAPS: tuple[int, ...] = (8, 16)
+PACED_MID: tuple[float | None, ...] = (None, 12.0, 30.0)
+
+
+def _cheapest(stage, job: Job, prices: dict[str, float], max_devices: int = 8) -> Option:
+    """Bulk option: least $ per job (devices x price x service), small instances only."""
+    opts = [o for o in stage.options if o.devices <= max_devices] or list(stage.options)
+    return min(opts, key=lambda o: (o.devices * prices[o.gpu] * o.service(job), o.service(job)))
+
+
+def _fastest(stage, job: Job, gpu: str, cap: int) -> Option | None:
+    opts = [o for o in stage.options if o.gpu == gpu and o.devices <= cap]
+    return min(opts, key=lambda o: (o.service(job), o.devices)) if opts else None
+
+
+def paced_allocation(profiles: Profiles, w: Workload, chunks: list[Chunk], target: float, fast_gpu: str,
+                     cap: int, n_start: int, spot: bool = True, max_iter: int = 400,
+                     slack: float = 0.95, mid_latency: float | None = None) -> tuple[Allocation, SimResult] | None:
+    """Two pools, generation paced to playback (chunk k is due at TTFF + its start in the video).
+
+    * Startup pool on ``fast_gpu``: the script LLM, the key image, the first scene's TTS and the
+      first ``n_start`` chunks (low quality, short), on fast instances of at most ``cap`` GPUs.
+      Billed only until its last job ends.
+    * Bulk pool: the other chunks on each stage's cheapest-per-job option, held for the episode.
+    Replicas start at the throughput lower bound; the simulator then adds one replica where the
+    worst late chunk queued longest, until every chunk meets its playout deadline (or gives up).
+    """
+    prices = profiles.spot if spot else profiles.reserved
+    scene_s = w.video_s / w.scenes
+    std = Job(w.video_s / w.subscenes, w.subscene_frames, 1.0)
+    first = chunks[0]
+    offsets = np.cumsum([0.0] + [c.frames / w.fps for c in chunks[:-1]])
+    # The bulk pool's cheap replicas are slow (a 128 s lip-sync per chunk on one A100): the
+    # startup pool keeps serving chunks until the bulk chain's latency fits a chunk's deadline.
+    chain = sum(_cheapest(s, std, prices).service(std) for s in profiles.stages if s.per == "chunk")
+    n_mid = next((k for k, o in enumerate(offsets) if target + o >= slack * chain), len(chunks))
+    n_pool = max(n_start, n_mid)
+    mids: dict[str, Option] = {}
+    n_fast = n_pool
+    if mid_latency is not None:  # a cost-efficient middle class between the fast and the bulk one
+        for s in profiles.stages:
+            if s.per == "chunk":
+                ok = [o for o in s.options if o.service(std) <= mid_latency and o.devices <= 16]
+                if ok:
+                    mids[s.name] = min(ok, key=lambda o: (o.devices * prices[o.gpu] * o.service(std), o.service(std)))
+        if len(mids) == sum(1 for s in profiles.stages if s.per == "chunk"):
+            mchain = sum(mids[s.name].service(std) for s in profiles.stages if s.per == "chunk")
+            n_fast = min(n_pool, max(n_start, next((k for k, o in enumerate(offsets) if target + o >= slack * mchain), n_pool)))
+        else:
+            mids = {}
+    alloc: Allocation = {}
+    for s in profiles.stages:
+        if s.per == "chunk" and s.optional and not any(TIERS[c.tier][1] for c in chunks):
+            continue
+        lead_job = (Job(first.frames / w.fps, first.frames, TIERS[first.tier][0] if s.tiered else 1.0)
+                    if s.per == "chunk" else Job(scene_s, math.ceil(scene_s * w.fps), first=True))
+        fast = _fastest(s, lead_job, fast_gpu, cap if s.name != "script" else 8)
+        if s.per != "chunk" and fast is None:
+            return None
+        if s.name in ("script", "image") or s.per == "once":
+            alloc[s.name] = [Instance(fast.gpu, fast.devices, 1, None, True)]
+            continue
+        bulk = _cheapest(s, std if s.per == "chunk" else Job(scene_s, 1), prices)
+        if s.per == "scene":
+            alloc[s.name] = [Instance(fast.gpu, fast.devices, 1, (0, 1), True), Instance(bulk.gpu, bulk.devices, 1, (1, 10**9))]
+            continue
+        insts = []
+        needs_fast = any(not s.optional or TIERS[c.tier][1] for c in chunks[:n_pool])
+        if n_pool > 0 and needs_fast:
+            if fast is None:
+                return None
+            insts.append(Instance(fast.gpu, fast.devices, 1, (0, n_fast), True))
+            if n_fast < n_pool:
+                m = mids[s.name]
+                insts.append(Instance(m.gpu, m.devices, 1, (n_fast, n_pool), True))
+        work = sum(bulk.service(Job(c.frames / w.fps, c.frames, TIERS[c.tier][0] if s.tiered else 1.0))
+                   for c in chunks[n_pool:] if not s.optional or TIERS[c.tier][1])
+        if work > 0:
+            insts.append(Instance(bulk.gpu, bulk.devices, max(1, math.ceil(work / (w.video_s + target))), (n_pool, 10**9)))
+        alloc[s.name] = insts
+    chunk_scene = [min(w.scenes - 1, int((o + 1e-9) // scene_s)) for o in offsets]
+    for _ in range(max_iter):
+        res = simulate(profiles, alloc, w, chunks, pipelined=True, spot=spot)
+        late = [d - o - target for d, o in zip(res.chunk_done, offsets)]
+        k = max(range(len(late)), key=lambda j: late[j])
+        if late[k] <= 1e-9:
+            return alloc, res
+        best, where = 1e-9, None
+        for s in profiles.stages:
+            if s.name not in alloc or s.per == "once" or s.name == "script":
+                continue
+            j = k if s.per == "chunk" else chunk_scene[k]
+            wt = res.waits.get(s.name, [])
+            if j < len(wt) and wt[j] > best:
+                best, where = wt[j], (s.name, j)
+        if where is None:  # pure latency: more replicas cannot help
+            return None
+        name, j = where
+        insts = alloc[name]
+        for n, inst in enumerate(insts):
+            if inst.jobs is None or inst.jobs[0] <= j < inst.jobs[1]:
+                step = 1 if inst.startup else max(1, inst.replicas // 16)
+                insts[n] = Instance(inst.gpu, inst.devices, inst.replicas + step, inst.jobs, inst.startup)
+                break
+    return None
+
+
+def plan_paced(profiles: Profiles, w: Workload, target: float, spot: bool = True, tier: str = "high",
+               on_step: Callable[[], None] | None = None, key=None) -> Plan | None:
+    """Search the paced two-pool plans (fast GPU type, instance cap, low-quality lead chunks)."""
+    key = key or (lambda p: p.result.cost)
+    best: Plan | None = None
+    for fast_gpu in profiles.gpu_types:
+        for cap in PACED_CAPS:
+            for lead in PACED_LEADS:
+                for low, mid in ((lo, m) for lo in PACED_LOW for m in PACED_MID):
+                    if on_step:
+                        on_step()
+                    chunks = standard_chunks(w, tier=tier, lead=lead, low_chunks=low)
+                    try:
+                        got = paced_allocation(profiles, w, chunks, target, fast_gpu, cap, low, spot, mid_latency=mid)
+                    except (ValueError, KeyError):
+                        got = None
+                    if got is None:
+                        continue
+                    alloc, res = got
+                    cand = Plan("cost", alloc, chunks, res, "paced", target,
+                                notes={"lead": lead, "low_chunks": low, "mid_latency": mid, "startup": f"{fast_gpu}<= {cap}",
+                                       "startup_window_s": round(res.startup_window_s, 1),
+                                       "cost_strict": round(res.cost_strict, 2)})
+                    if best is None or key(cand) < key(best):
+                        best = cand
+    return best

@@ -27,6 +27,8 @@ class Instance:
     gpu: str
     devices: int
     replicas: int = 1
+    jobs: tuple[int, int] | None = None  # serve only job indices in [lo, hi) (chunk or scene)
+    startup: bool = False  # startup pool: billed only until its last job ends (see simulate)
 
 
 Allocation = dict[str, list[Instance]]
@@ -52,6 +54,9 @@ class SimResult:
     billed_gpus: dict[str, int]
     chunk_done: list[float] = field(repr=False, default_factory=list)
     high_share: float = 1.0  # fraction of frames at a high tier
+    cost_strict: float = 0.0  # every server billed for the whole episode (the paper's rule)
+    startup_window_s: float = 0.0  # how long the startup pool is held (0: no startup pool)
+    waits: dict[str, list[float]] = field(repr=False, default_factory=dict)  # queueing per stage and job
 
 
 def standard_chunks(workload: Workload, tier: str = "high", lead: tuple[int, ...] = (),
@@ -70,10 +75,12 @@ def standard_chunks(workload: Workload, tier: str = "high", lead: tuple[int, ...
     return [Chunk(f, low_tier if i < low_chunks else tier) for i, f in enumerate(frames)]
 
 
-def gpus_used(alloc: Allocation) -> dict[str, int]:
+def gpus_used(alloc: Allocation, startup: bool | None = None) -> dict[str, int]:
     out: dict[str, int] = {}
     for insts in alloc.values():
         for i in insts:
+            if startup is not None and i.startup != startup:
+                continue
             out[i.gpu] = out.get(i.gpu, 0) + i.devices * i.replicas
     return out
 
@@ -103,6 +110,8 @@ def simulate(profiles: Profiles, alloc: Allocation, workload: Workload, chunks: 
     busy_j = 0.0
     busy_gpu_s: dict[str, float] = {}
     barrier = 0.0
+    window = 0.0  # end of the startup pool's last job
+    wait_log: dict[str, list[float]] = {}
     for stage in profiles.stages:
         insts = [i for i in alloc.get(stage.name, []) if i.replicas > 0]
         if stage.per == "chunk":
@@ -118,7 +127,8 @@ def simulate(profiles: Profiles, alloc: Allocation, workload: Workload, chunks: 
             continue
         if not insts:
             raise ValueError(f"stage {stage.name!r} has jobs but no instances")
-        classes = [(option_of(stage, i), [0.0] * i.replicas) for i in insts]
+        classes = [(option_of(stage, i), [0.0] * i.replicas, i) for i in insts]
+        waits = [0.0] * len(finish)
         chained = stage.per == "scene" and not stage.deps
         for k, job in jobs:
             ready = barrier if not pipelined else 0.0
@@ -129,21 +139,29 @@ def simulate(profiles: Profiles, alloc: Allocation, workload: Workload, chunks: 
             if chained and k > 0:
                 ready = max(ready, finish[k - 1])
             best = None
-            for ci, (opt, heap) in enumerate(classes):
+            for ci, (opt, heap, inst) in enumerate(classes):
+                if inst.jobs is not None and not inst.jobs[0] <= k < inst.jobs[1]:
+                    continue
                 end = max(heap[0], ready) + opt.service(job)
                 if best is None or end < best[0]:
                     best = (end, ci)
+            if best is None:
+                raise ValueError(f"stage {stage.name!r}: no instance serves job {k}")
             end, ci = best
-            opt, heap = classes[ci]
+            opt, heap, inst = classes[ci]
             svc = opt.service(job)
+            waits[k] = end - svc - ready
             heapq.heapreplace(heap, end)
             finish[k] = end
+            if inst.startup:
+                window = max(window, end)
             busy_j += svc * opt.busy_watts
             busy_gpu_s[opt.gpu] = busy_gpu_s.get(opt.gpu, 0.0) + svc * opt.devices
         if stage.optional:  # chunks that skip the stage pass through with their input time
             ran, prev = {k for k, _ in jobs}, done[stage.deps[0]]
             finish = [finish[k] if k in ran else prev[k] for k in range(len(chunks))]
         done[stage.name] = finish
+        wait_log[stage.name] = waits
         barrier = max(barrier, max(finish))
     last = [s for s in profiles.stages if s.per == "chunk"][-1].name
     chunk_done = done[last]
@@ -154,10 +172,22 @@ def simulate(profiles: Profiles, alloc: Allocation, workload: Workload, chunks: 
         ttff = max(first, makespan - workload.video_s)
     frames_after_first = max(1, workload.frames - chunks[0].frames)
     tbf = max(0.0, (makespan - first) / frames_after_first)
+    # Billing (the paper's rule: GPUs rounded up to whole 8-GPU servers per type x time x price).
+    # Bulk servers are held for the whole episode. Servers of the startup pool (fast instances
+    # for the first chunks) are rounded up separately and held from the request until their
+    # last job ends, as a pool that back-to-back episode starts share would bill them.
+    # ``cost_strict`` bills every server for the whole episode.
     used = gpus_used(alloc)
-    bill = billed(used, profiles)
     prices = profiles.spot if spot else profiles.reserved
-    cost = sum(n * prices[g] for g, n in bill.items()) * makespan / 3600.0
-    idle_j = sum(profiles.idle_watts[g] * max(0.0, n * makespan - busy_gpu_s.get(g, 0.0)) for g, n in bill.items())
+    main, start = billed(gpus_used(alloc, False), profiles), billed(gpus_used(alloc, True), profiles)
+    cost = (sum(n * prices[g] for g, n in main.items()) * makespan
+            + sum(n * prices[g] for g, n in start.items()) * window) / 3600.0
+    bill = dict(main)
+    for g, n in start.items():
+        bill[g] = bill.get(g, 0) + n
+    cost_strict = sum(n * prices[g] for g, n in billed(used, profiles).items()) * makespan / 3600.0
+    held = {g: main.get(g, 0) * makespan + start.get(g, 0) * window for g in bill}
+    idle_j = sum(profiles.idle_watts[g] * max(0.0, held[g] - busy_gpu_s.get(g, 0.0)) for g in bill)
     high = sum(c.frames for c in chunks if c.tier.startswith("high")) / max(1, sum(c.frames for c in chunks))
-    return SimResult(ttff, tbf, makespan, first, cost, (busy_j + idle_j) / 3.6e6, used, bill, chunk_done, high)
+    return SimResult(ttff, tbf, makespan, first, cost, (busy_j + idle_j) / 3.6e6, used, bill, chunk_done, high,
+                     cost_strict, window, wait_log)
