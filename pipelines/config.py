@@ -8,7 +8,7 @@ Keeping them apart is Murakkab's idea: the same workflow runs on a laptop or a f
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -229,21 +229,25 @@ class Deployment(_Strict):
 
 
 # ------------------------------------------------------------------ loading
-def _format_error(path: Path, err: ValidationError) -> str:
-    lines = [f"{path}: invalid configuration"]
+def format_validation_error(path: Path, err: ValidationError, what: str = "configuration") -> str:
+    """One line per problem: the field's dotted path and what is allowed."""
+    lines = [f"{path}: invalid {what}"]
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = e["msg"]
+        loc = ".".join(str(p) for p in e["loc"])
+        msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "literal_error":
             expected = e.get("ctx", {}).get("expected", "")
             msg = f"got {e.get('input')!r}; allowed: {expected}"
         elif e["type"] == "extra_forbidden":
             msg = "unknown field (check the spelling)"
-        lines.append(f"  {loc}: {msg}")
+        elif e["type"] == "missing":
+            msg = "required field is missing"
+        lines.append(f"  {loc}: {msg}" if loc else f"  {msg}")  # cross-field checks name their fields
     return "\n".join(lines)
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A YAML mapping from ``path``; ConfigError says what is wrong with the file."""
     try:
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError:
@@ -255,20 +259,23 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def load_workflow(path: str | Path = DEFAULT_WORKFLOW) -> Workflow:
-    path = Path(path)
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_model(path: Path, model: type[M], what: str = "configuration") -> M:
     try:
-        return Workflow.model_validate(_read_yaml(path))
+        return model.model_validate(read_yaml(path))
     except ValidationError as err:
-        raise ConfigError(_format_error(path, err)) from None
+        raise ConfigError(format_validation_error(path, err, what)) from None
+
+
+def load_workflow(path: str | Path = DEFAULT_WORKFLOW) -> Workflow:
+    return load_model(Path(path), Workflow)
 
 
 def load_deployment(path: str | Path = DEFAULT_DEPLOYMENT, workflow: Workflow | None = None) -> Deployment:
     path = Path(path)
-    try:
-        deployment = Deployment.model_validate(_read_yaml(path))
-    except ValidationError as err:
-        raise ConfigError(_format_error(path, err)) from None
+    deployment = load_model(path, Deployment)
     if workflow is not None:
         deployment.check_against(workflow, str(path))
     return deployment

@@ -24,19 +24,17 @@ from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
 from fastapi import Request, Response  # module level: FastAPI resolves handler annotations here
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
 from models.protocols import CLOCK_RATE
-from pipelines.config import CONFIG_DIR, ConfigError
+from pipelines.config import CONFIG_DIR, load_model
 from server.episodes import STATUSES
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -118,34 +116,9 @@ class Pricing(_Strict):
         return self.model_dump() | {"devices": {d: self.hourly(d) for d in self.devices()}}
 
 
-def _format_error(path: Path, err: ValidationError) -> str:
-    lines = [f"{path}: invalid pricing"]
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"])
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            msg = "unknown field (check the spelling)"
-        elif e["type"] == "missing":
-            msg = "required field is missing"
-        lines.append(f"  {loc}: {msg}" if loc else f"  {msg}")  # cross-field checks name their fields
-    return "\n".join(lines)
-
-
 def load_pricing(path: str | Path | None = None) -> Pricing:
     """``configs/pricing.yaml`` (or ``$STREAMWISE_PRICING``), validated; ConfigError names file and field."""
-    path = Path(path or os.environ.get("STREAMWISE_PRICING") or DEFAULT_PRICING)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
-    try:
-        return Pricing.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(_format_error(path, err)) from None
+    return load_model(Path(path or os.environ.get("STREAMWISE_PRICING") or DEFAULT_PRICING), Pricing, "pricing")
 
 
 # ------------------------------------------------------------------ running totals
