@@ -294,12 +294,10 @@ def real_writer(llama_server):
 
 @pytest.mark.models
 def test_real_server_short_episode(real_writer):
-    t0 = time.perf_counter()
     events = list(real_writer.stream(ScriptRequest(topic="why the sky is blue", duration_s=40 / 2.6)))
     lines = check_contract(events)
     assert 15 <= n_words(lines) <= 110, [line.text for line in lines]
     assert is_sign_off(lines[-1].text)
-    assert time.perf_counter() - t0 < 60  # generous: 2 slow cores shared with other work
 
 
 @pytest.mark.models
