@@ -23,6 +23,14 @@ def add_plan_command(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_plan)
 
 
+def _range(i) -> str:
+    """' startup, jobs 0-59' style suffix for instances limited to some chunks / scenes."""
+    if i.jobs is None:
+        return " startup" if i.startup else ""
+    hi = "end" if i.jobs[1] >= 10**9 else str(i.jobs[1] - 1)
+    return f" {'startup ' if i.startup else ''}jobs {i.jobs[0]}-{hi}"
+
+
 def _fail(msg: str) -> int:
     print(f"streamwise plan: error: {msg}", file=sys.stderr)
     return 2
@@ -55,7 +63,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     console = Console(stderr=args.json)
     with Progress(console=Console(stderr=True), transient=True, disable=args.json) as bar:
-        task = bar.add_task("searching provisions", total=search_steps(args.objective))
+        task = bar.add_task("searching provisions", total=search_steps(args.objective, n_gpu_types=len(profiles.gpu_types)))
         best = plan(profiles, workload, args.ttff, args.objective, args.solver, spot=not args.reserved,
                     counts=counts, on_step=lambda: bar.advance(task))
     calibration = calibrate(reference_profiles()) if args.compare_streamwise and not args.profile else []
@@ -71,8 +79,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
                       + ", ".join(f"{n} x {g.upper()}" for g, n in r.billed_gpus.items()))
         t = Table("stage", "instances")
         for stage, insts in best.allocation.items():
-            t.add_row(stage, ", ".join(f"{i.replicas} x ({i.devices} {i.gpu.upper()})" for i in insts))
+            t.add_row(stage, ", ".join(f"{i.replicas} x ({i.devices} {i.gpu.upper()})" + _range(i) for i in insts))
         console.print(t)
+        if r.startup_window_s > 0:
+            console.print(f"startup pool billed for {r.startup_window_s:.1f} s, bulk for {r.total_time_s:.1f} s; "
+                          f"every server for the whole episode would cost ${r.cost_strict:.2f}")
         console.print(f"TTFF {r.ttff_s:.2f} s | TBF {r.tbf_s * 1000:.1f} ms | total {r.total_time_s:.1f} s | "
                       f"cost ${r.cost:.2f} | energy {r.energy_kwh:.2f} kWh | high-quality frames {r.high_share:.1%} "
                       f"| first chunks {best.notes}")

@@ -303,10 +303,17 @@ LOW_CHUNKS: tuple[int, ...] = (0, 1, 2, 4, 8, 16)
 
 def plan(profiles: Profiles, w: Workload, ttff: float, objective: str = "cost", solver: str = "heuristic",
          spot: bool = True, counts: dict[str, int] | None = None, tier: str = "high",
-         on_step: Callable[[], None] | None = None, ttff_grid: tuple[float, ...] | None = None) -> Plan | None:
-    """Best simulated plan: min cost with TTFF <= target (no stalls), or min TTFF x cost."""
+         on_step: Callable[[], None] | None = None, ttff_grid: tuple[float, ...] | None = None,
+         paced: bool = True) -> Plan | None:
+    """Best simulated plan: min cost with TTFF <= target (no stalls), or min TTFF x cost.
+
+    Candidates: single-pool plans from the proxy solvers (every server billed for the whole
+    episode), and paced two-pool plans (:func:`plan_paced`) whose startup pool is billed until
+    its last job ends; ``paced=False`` keeps only the first kind.
+    """
     targets = (ttff,) if objective == "cost" else (ttff_grid or tuple(ttff * f for f in (1, 1.5, 2, 4, 8, 16)))
     best: Plan | None = None
+    key = (lambda p: p.result.cost) if objective == "cost" else (lambda p: p.result.ttff_s * p.result.cost)
     for target in targets:
         for lead in LEADS:
             for low in LOW_CHUNKS:
@@ -320,12 +327,19 @@ def plan(profiles: Profiles, w: Workload, ttff: float, objective: str = "cost", 
                     key = (lambda p: p.result.cost) if objective == "cost" else (lambda p: p.result.ttff_s * p.result.cost)
                     if best is None or key(cand) < key(best):
                         best = cand
+        if paced and counts is None:  # device limits (local profiles) keep the single-pool search
+            cand = plan_paced(profiles, w, target, spot, tier, on_step, key=key)
+            if cand is not None and not (objective == "cost" and cand.result.ttff_s > ttff + 1e-6):
+                cand.objective = objective
+                if best is None or key(cand) < key(best):
+                    best = cand
     return best
 
 
-def search_steps(objective: str, ttff_grid: tuple[float, ...] | None = None) -> int:
+def search_steps(objective: str, ttff_grid: tuple[float, ...] | None = None, n_gpu_types: int = 4) -> int:
     n = 1 if objective == "cost" else len(ttff_grid or (1, 2, 3, 4, 5, 6))
-    return n * len(LEADS) * len(LOW_CHUNKS) * 2
+    paced = n_gpu_types * len(PACED_CAPS) * len(PACED_LEADS) * len(PACED_LOW) * len(PACED_MID)
+    return n * (len(LEADS) * len(LOW_CHUNKS) * 2 + paced)
 
 
 def _try(profiles: Profiles, w: Workload, target: float, slack: float, lead: tuple[int, ...], low: int,
@@ -344,7 +358,7 @@ def _try(profiles: Profiles, w: Workload, target: float, slack: float, lead: tup
             return None
         res = simulate(profiles, alloc, w, chunks, pipelined=True, spot=spot)
         if res.ttff_s <= target + 1e-6:
-            return Plan("cost", alloc, chunks, res, solver, target, notes={"lead": lead, "low_chunks": low, "mid_latency": mid, "scale": scale})
+            return Plan("cost", alloc, chunks, res, solver, target, notes={"lead": lead, "low_chunks": low, "scale": scale})
     return None
 
 
@@ -353,7 +367,7 @@ def _try(profiles: Profiles, w: Workload, target: float, slack: float, lead: tup
 PACED_LOW: tuple[int, ...] = (2, 4, 8, 16, 32)
 PACED_LEADS: tuple[tuple[int, ...], ...] = ((9, 21), (9, 21, 40))
 PACED_CAPS: tuple[int, ...] = (8, 16)
-PACED_MID: tuple[float | None, ...] = (None, 12.0, 30.0)
+PACED_MID: tuple[float | None, ...] = (None,)  # 12.0, 30.0: a middle class; never won, 3x the search
 
 
 def _cheapest(stage, job: Job, prices: dict[str, float], max_devices: int = 8) -> Option:
@@ -369,7 +383,7 @@ def _fastest(stage, job: Job, gpu: str, cap: int) -> Option | None:
 
 def paced_allocation(profiles: Profiles, w: Workload, chunks: list[Chunk], target: float, fast_gpu: str,
                      cap: int, n_start: int, spot: bool = True, max_iter: int = 400,
-                     slack: float = 0.95, mid_latency: float | None = None) -> tuple[Allocation, SimResult] | None:
+                     slack: float = 1.05, mid_latency: float | None = None) -> tuple[Allocation, SimResult] | None:
     """Two pools, generation paced to playback (chunk k is due at TTFF + its start in the video).
 
     * Startup pool on ``fast_gpu``: the script LLM, the key image, the first scene's TTS and the

@@ -176,7 +176,8 @@ def simulate(profiles: Profiles, alloc: Allocation, workload: Workload, chunks: 
     # Bulk servers are held for the whole episode. Servers of the startup pool (fast instances
     # for the first chunks) are rounded up separately and held from the request until their
     # last job ends, as a pool that back-to-back episode starts share would bill them.
-    # ``cost_strict`` bills every server for the whole episode.
+    # ``cost_strict`` bills every server for the whole episode (one pool, rounded once); the
+    # cost is the cheaper of the two, since holding everything for the episode is always allowed.
     used = gpus_used(alloc)
     prices = profiles.spot if spot else profiles.reserved
     main, start = billed(gpus_used(alloc, False), profiles), billed(gpus_used(alloc, True), profiles)
@@ -186,6 +187,9 @@ def simulate(profiles: Profiles, alloc: Allocation, workload: Workload, chunks: 
     for g, n in start.items():
         bill[g] = bill.get(g, 0) + n
     cost_strict = sum(n * prices[g] for g, n in billed(used, profiles).items()) * makespan / 3600.0
+    if cost_strict <= cost:
+        cost, window, bill = cost_strict, 0.0, billed(used, profiles)
+        main, start = bill, {}
     held = {g: main.get(g, 0) * makespan + start.get(g, 0) * window for g in bill}
     idle_j = sum(profiles.idle_watts[g] * max(0.0, held[g] - busy_gpu_s.get(g, 0.0)) for g in bill)
     high = sum(c.frames for c in chunks if c.tier.startswith("high")) / max(1, sum(c.frames for c in chunks))

@@ -116,3 +116,35 @@ def test_bad_profile_yaml(tmp_path):
     p.write_text("stages: 3\n")
     with pytest.raises(ProfileError):
         load_local_profiles(p)
+
+
+def test_startup_pool_billed_until_its_last_job(tmp_path):
+    prof, _ = _chain(tmp_path, 4)
+    w = Workload(video_s=4.0, scenes=1, subscenes=2, fps=1)
+    chunks = [Chunk(2, "medium"), Chunk(2, "medium")]
+    alloc = {"voice": [Instance("cpu", 1, 1, (0, 1), True), Instance("cpu", 1, 1, (1, 10))],
+             "render": [Instance("cpu", 1, 1, (0, 1), True), Instance("cpu", 1, 1, (1, 10))]}
+    r = simulate(prof, alloc, w, chunks)
+    # startup: voice 0-1, render 1-3 (window 3 s); bulk: voice 0-1, render 1-3; makespan 3
+    assert r.chunk_done == [3.0, 3.0]
+    assert r.cost == pytest.approx(4 * 3.6 * 3 / 3600) == pytest.approx(r.cost_strict)
+    alloc["render"][1] = Instance("cpu", 1, 1, (1, 10))
+    alloc["voice"][1] = Instance("cpu", 1, 1, (1, 10))
+    w2 = Workload(video_s=8.0, scenes=1, subscenes=4, fps=1)  # bulk renders to 7 s, startup stops at 3 s
+    r = simulate(prof, alloc, w2, [Chunk(2, "medium")] * 4)
+    assert r.startup_window_s == 3.0 and r.total_time_s == 7.0
+    assert r.cost == pytest.approx((2 * 3 + 2 * 7) * 3.6 / 3600) and r.cost_strict == pytest.approx(4 * 7 * 3.6 / 3600)
+    assert r.waits["render"] == [0.0, 0.0, 1.0, 2.0]  # bulk render queues chunks 2 and 3
+
+
+def test_paced_plan_meets_deadlines_and_beats_strict_billing(ref):
+    from pipelines.cluster.planner import paced_allocation
+    w = Workload.minutes(2)
+    prof = ref.restrict(["a100", "h200"])
+    chunks = standard_chunks(w, lead=(9, 21, 40), low_chunks=32)
+    alloc, res = paced_allocation(prof, w, chunks, 6.0, "h200", 8, 32)
+    assert res.ttff_s <= 6.0 + 1e-9 and res.cost <= res.cost_strict
+    again = simulate(prof, alloc, w, chunks)  # deterministic, same billing
+    assert again.cost == pytest.approx(res.cost) and again.ttff_s == pytest.approx(res.ttff_s)
+    for s, insts in alloc.items():  # startup instances only serve the first chunks / scene
+        assert all(i.jobs is None or i.jobs[0] == 0 for i in insts if i.startup)
