@@ -3,6 +3,7 @@ import threading
 import time
 
 import pytest
+from conftest import run_async
 
 from pipelines.executors import StagePool
 
@@ -24,7 +25,7 @@ def test_earliest_deadline_first_across_episodes():
     pool = StagePool("video", 1, order="edf")
     now = time.monotonic()
     # An old episode's segments due in 8, 9 and 10 s; a new episode's first segment due in 1 s.
-    order = asyncio.run(_order_of(pool, [now + 8, now + 9, None, now + 10, now + 1]))
+    order = run_async(_order_of(pool, [now + 8, now + 9, None, now + 10, now + 1]))
     pool.shutdown()
     assert order == [4, 0, 1, 3, 2], "the new episode's first segment overtakes; no deadline goes last"
 
@@ -32,7 +33,7 @@ def test_earliest_deadline_first_across_episodes():
 def test_fifo_order_ignores_deadlines():
     pool = StagePool("video", 1, order="fifo")
     now = time.monotonic()
-    order = asyncio.run(_order_of(pool, [now + 8, now + 9, now + 1]))
+    order = run_async(_order_of(pool, [now + 8, now + 9, now + 1]))
     pool.shutdown()
     assert order == [0, 1, 2]
 
@@ -45,5 +46,5 @@ def test_errors_reach_the_caller_and_the_pool_keeps_working():
             await pool.run(lambda: 1 / 0)
         return await pool.run(lambda: 42)
 
-    assert asyncio.run(scenario()) == 42
+    assert run_async(scenario()) == 42
     pool.shutdown()
