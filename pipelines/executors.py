@@ -152,6 +152,13 @@ class StagePools:
         self.speech = StagePool("speech", speech, order)
         self.video = StagePool("video", video, order)
 
+    @classmethod
+    def for_deployment(cls, deployment: Any) -> "StagePools":
+        """Pools sized and ordered as the deployment says, with its measured drawing costs."""
+        video = deployment.tasks["video"].workers if "video" in deployment.tasks else 1
+        return cls(video=video, order=deployment.runtime.scheduling,
+                   video_costs={t.name: t.rtf for t in deployment.quality.ladder})
+
     def shutdown(self) -> None:
         for pool in (self.script, self.speech, self.video):
             pool.shutdown()

@@ -46,9 +46,7 @@ async def render_episode(
     on_progress: Callable[[Progress], None] | None = None,
 ) -> RenderResult:
     own_pools = pools is None
-    pools = pools or StagePools(video=deployment.tasks["video"].workers if "video" in deployment.tasks else 1,
-                                 order=deployment.runtime.scheduling,
-                                 video_costs={t.name: t.rtf for t in deployment.quality.ladder})
+    pools = pools or StagePools.for_deployment(deployment)
     timeline = Timeline()
     runtime = EpisodeRuntime(models, deployment, pools, request, timeline=timeline, on_progress=on_progress)
     quality = deployment.quality.tier(request.quality or deployment.quality.default)

@@ -105,9 +105,7 @@ class ServerState:
         workflow = load_workflow(self.settings.workflow)
         deployment = load_deployment(self.settings.deployment, workflow)
         models = await asyncio.to_thread(load_models, deployment, workflow)
-        pools = StagePools(video=deployment.tasks["video"].workers if "video" in deployment.tasks else 1,
-                                 order=deployment.runtime.scheduling,
-                                 video_costs={t.name: t.rtf for t in deployment.quality.ladder})
+        pools = StagePools.for_deployment(deployment)
         min_free_mb = int(os.environ.get("STREAMWISE_MIN_FREE_MB", "512"))
         self.manager = EpisodeManager(models, deployment, pools, self.settings.media_dir, min_free_bytes=min_free_mb * 2**20)
         self.ready = True
