@@ -134,6 +134,8 @@ class RuntimeSpec(_Strict):
     #: episode's first words is expected this long after the request.
     deadline_margin_s: float = Field(0.5, ge=0.0, le=30.0)
     startup_target_s: float = Field(1.0, ge=0.1, le=60.0)
+    #: Video workers draw in their own processes (replaced if one dies) or in threads.
+    video_workers: Literal["process", "thread"] = "process"
 
 
 class TimelineSpec(_Strict):

@@ -34,7 +34,7 @@ from pipelines.frames import FrameList
 from pipelines.planner import TierPlanner
 from pipelines.models_loaded import LoadedModels
 from pipelines.segmenter import Segmenter, SegmentText
-from pipelines.spans import Timeline
+from pipelines.spans import Span, Timeline
 
 log = logging.getLogger(__name__)
 
@@ -285,9 +285,19 @@ class EpisodeRuntime:
             pcm=voiced.pcm,
             phonemes=voiced.phonemes,
         )
+        media_s = voiced.n_samples / clock.CLOCK_RATE
+        if self.pools.drawing is not None:
+            stored, elapsed, retries = self.pools.drawing.draw(
+                self.scene, visual, quality, self.deployment.runtime.frame_jpeg_quality)
+            if retries:
+                self.timeline.add(Span("video", voiced.seg.index, quality.name, "respawn", self.timeline.now(),
+                                       self.timeline.now(), self.timeline.now(),
+                                       note=f"drawing process died; drawn again in a new one ({retries}x)"))
+            self.pools.video_costs.observe(quality.name, elapsed, media_s)
+            return stored
         t0 = time.perf_counter()
         frames = [rgb_to_i420(f) for f in self.models.animator.render(self.scene, visual, quality)]
-        self.pools.video_costs.observe(quality.name, time.perf_counter() - t0, voiced.n_samples / clock.CLOCK_RATE)
+        self.pools.video_costs.observe(quality.name, time.perf_counter() - t0, media_s)
         return self._store(frames)
 
     def _store(self, frames: list[np.ndarray]) -> FrameList:

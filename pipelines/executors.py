@@ -49,6 +49,26 @@ class StagePool:
         for thread in self._threads:
             thread.start()
 
+    def on_each_worker(self, fn: Callable[[], Any], timeout_s: float = 120.0) -> None:
+        """Run ``fn`` once on every worker thread (each holds its own resources), and wait."""
+        barrier = threading.Barrier(self.workers + 1, timeout=timeout_s)
+        errors: list[BaseException] = []
+
+        def job() -> None:
+            try:
+                fn()
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+                errors.append(exc)
+            barrier.wait()  # hold this thread until every worker has run fn once
+
+        with self._cv:
+            for _ in range(self.workers):
+                heapq.heappush(self._heap, _Job((-math.inf, next(self._seq)), job, None, None))  # type: ignore[arg-type]
+            self._cv.notify_all()
+        barrier.wait()
+        if errors:
+            raise errors[0]
+
     @property
     def queued(self) -> int:
         with self._cv:
@@ -62,6 +82,9 @@ class StagePool:
                 if self._closed and not self._heap:
                     return
                 job = heapq.heappop(self._heap)
+            if job.future is None:  # a setup job (on_each_worker): no caller awaits it
+                job.call()
+                continue
             if job.future.cancelled():
                 continue  # its episode went away while it waited
             try:
@@ -143,11 +166,13 @@ def _settle(future: asyncio.Future, result: Any, exc: BaseException | None) -> N
 
 class StagePools:
     def __init__(self, script: int = 1, speech: int = 1, video: int = 1, order: Order = "edf",
-                 video_costs: dict[str, float] | None = None) -> None:
+                 video_costs: dict[str, float] | None = None, drawing: Any = None) -> None:
         from pipelines.planner import CostModel
 
         #: Drawing cost per tier as the video workers measure it, shared by every episode.
         self.video_costs = CostModel(video_costs or {})
+        #: Worker processes the video threads hand segments to (None: draw in the thread).
+        self.drawing = drawing
         self.script = StagePool("script", script, order)
         self.speech = StagePool("speech", speech, order)
         self.video = StagePool("video", video, order)
@@ -156,9 +181,21 @@ class StagePools:
     def for_deployment(cls, deployment: Any) -> "StagePools":
         """Pools sized and ordered as the deployment says, with its measured drawing costs."""
         video = deployment.tasks["video"].workers if "video" in deployment.tasks else 1
-        return cls(video=video, order=deployment.runtime.scheduling,
-                   video_costs={t.name: t.rtf for t in deployment.quality.ladder})
+        drawing = None
+        if deployment.runtime.video_workers == "process" and "video" in deployment.tasks:
+            from pipelines.workers import DrawingProcesses
+
+            spec = deployment.tasks["video"]
+            drawing = DrawingProcesses(spec.adapter, spec.params)
+        pools = cls(video=video, order=deployment.runtime.scheduling,
+                    video_costs={t.name: t.rtf for t in deployment.quality.ladder}, drawing=drawing)
+        if drawing is not None:
+            # Start every worker process now (spawn takes a second), not on the first request.
+            pools.video.on_each_worker(drawing.warm_up)
+        return pools
 
     def shutdown(self) -> None:
         for pool in (self.script, self.speech, self.video):
             pool.shutdown()
+        if self.drawing is not None:
+            self.drawing.shutdown()
