@@ -79,6 +79,9 @@ class _Scripted(BaseHTTPRequestHandler):
         if self.path != "/v1/chat/completions":
             self.send_error(404, "no such route")
             return
+        if getattr(server, "stall_next", 0) > 0:  # a stalled backend: no answer for a while
+            server.stall_next -= 1  # type: ignore[attr-defined]
+            time.sleep(1.5)
         if getattr(server, "fail_next", 0) > 0:  # a flaky backend: 503 for the next N requests
             server.fail_next -= 1  # type: ignore[attr-defined]
             self.send_error(503, "overloaded")
@@ -221,6 +224,14 @@ def test_transient_failures_are_retried_with_backoff(scripted):
     events = list(writer.stream(ScriptRequest(topic="bread", duration_s=20)))
     check_contract(events)
     assert time.monotonic() - started >= 0.05 + 0.1, "waited 0.05 s, then 0.1 s, before the third try"
+
+
+def test_a_stalled_backend_times_out_and_is_retried(scripted):
+    scripted.stall_next = 1
+    scripted.answers = ["", transcript(12)]  # the stalled request's answer is never read
+    writer = OpenAIChatWriter(url_of(scripted), timeout_s=0.5, retries=2, backoff_s=0.01)
+    check_contract(list(writer.stream(ScriptRequest(topic="bread", duration_s=20))))
+    assert len(scripted.requests) >= 2, "the stalled request was given up and sent again"
 
 
 def test_persistent_failure_gives_a_clear_error(scripted):
