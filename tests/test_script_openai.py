@@ -21,31 +21,12 @@ import httpx
 import pytest
 
 from models.gguf_models import resolve_model
-from models.protocols import DialogueLine, HostsAnnounced, ScriptEnd, ScriptRequest, ShowTitle
+from models.protocols import ScriptRequest
 from models.script_openai import OpenAIChatWriter, ScriptWriterError
 from models.script_parser import is_sign_off
 
-HOSTS = ("Alex", "Sam")
-
-
-def check_contract(events: list[Any], hosts: tuple[str, str] = HOSTS) -> list[DialogueLine]:
-    assert isinstance(events[0], ShowTitle) and events[0].title.strip()
-    assert events[1] == HostsAnnounced(hosts=hosts)
-    assert isinstance(events[-1], ScriptEnd)
-    assert sum(isinstance(e, (ScriptEnd, ShowTitle, HostsAnnounced)) for e in events) == 3
-    lines = events[2:-1]
-    assert lines and all(isinstance(e, DialogueLine) for e in lines)
-    for i, line in enumerate(lines):
-        assert line.index == i
-        assert line.speaker in hosts
-        assert line.text.strip()
-        if i:
-            assert line.speaker != lines[i - 1].speaker
-    return lines
-
-
-def n_words(lines: list[DialogueLine]) -> int:
-    return sum(len(line.text.split()) for line in lines)
+# The writer contract is the same for every backend (tests/ is on sys.path).
+from test_script_llama import HOSTS, check_contract, n_words  # noqa: E402
 
 
 def free_port() -> int:
