@@ -157,6 +157,8 @@ class QualitySpec(_Strict):
     policy: Literal["static", "adaptive"] = "static"
     #: The adaptive policy never goes below this tier.
     floor: str | None = None
+    #: A measured profile (``streamwise profile``); its drawing costs replace the ladder's ``rtf``.
+    profile: str | None = None
 
     @model_validator(mode="after")
     def _check_names(self) -> "QualitySpec":

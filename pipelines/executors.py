@@ -18,6 +18,7 @@ import itertools
 import math
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Literal, TypeVar
 
 from pipelines.spans import Span, Timeline
@@ -187,8 +188,14 @@ class StagePools:
 
             spec = deployment.tasks["video"]
             drawing = DrawingProcesses(spec.adapter, spec.params)
-        pools = cls(video=video, order=deployment.runtime.scheduling,
-                    video_costs={t.name: t.rtf for t in deployment.quality.ladder}, drawing=drawing)
+        costs = {t.name: t.rtf for t in deployment.quality.ladder}
+        if deployment.quality.profile:
+            from pipelines.config import REPO_ROOT
+            from pipelines.profiles import load_profile
+
+            path = Path(deployment.quality.profile)
+            costs.update(load_profile(path if path.is_absolute() else REPO_ROOT / path).video_rtf())
+        pools = cls(video=video, order=deployment.runtime.scheduling, video_costs=costs, drawing=drawing)
         if drawing is not None:
             # Start every worker process now (spawn takes a second), not on the first request.
             pools.video.on_each_worker(drawing.warm_up)

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from pipelines.config import DEFAULT_DEPLOYMENT, DEFAULT_WORKFLOW, ConfigError, load_deployment, load_workflow
+from pipelines.config import CONFIG_DIR, DEFAULT_DEPLOYMENT, DEFAULT_WORKFLOW, ConfigError, load_deployment, load_workflow
 
 
 def _configure_logging(verbose: int) -> None:
@@ -79,6 +79,26 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_profile(args: argparse.Namespace) -> int:
+    """Measure every stage and tier on this machine and write configs/profiles/<name>.yaml."""
+    import re
+
+    from pipelines.profiles import load_profile, measure
+
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", args.name):
+        raise ConfigError(f"--name: {args.name!r} is not a file name; use letters, digits, '.', '_' or '-'")
+    if not 10 <= args.duration <= 600:
+        raise ConfigError(f"--duration: {args.duration} s is out of range; allowed: 10 to 600 seconds")
+    _load_configs(args)  # a bad deployment fails here, with its own message
+    path = measure(args.name, args.duration, args.deploy, Path(args.out_dir))
+    profile = load_profile(path)
+    print(f"wrote {path}")
+    print(f"  script {profile.script.rtf:.3f} s/s, speech {profile.speech.rtf:.3f} s/s")
+    for tier, fit in profile.video.items():
+        print(f"  video {tier}: {fit.rtf:.3f} s/s (time = {fit.fixed_s:.3f} + {fit.per_media_s:.3f} x media s)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamwise", description="Generated podcast videos, streamed as they are made.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)")
@@ -99,6 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
     setup = sub.add_parser("setup", help="prepare model files")
     configs(setup)
     setup.set_defaults(func=cmd_setup)
+
+    prof = sub.add_parser("profile", help="measure each stage and tier here; write configs/profiles/NAME.yaml")
+    prof.add_argument("--name", default="local", help="profile name (file name under configs/profiles)")
+    prof.add_argument("--duration", type=float, default=30.0, help="length of the episode measured (10-600 s)")
+    prof.add_argument("--out-dir", default=str(CONFIG_DIR / "profiles"), help="where NAME.yaml goes")
+    configs(prof)
+    prof.set_defaults(func=cmd_profile)
 
     check = sub.add_parser("config", help="validate the workflow and deployment files")
     configs(check)
