@@ -46,7 +46,7 @@ if str(REPO_ROOT) not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from models.protocols import DialogueLine, SceneInfo, ScriptEnd, ScriptRequest, ShowTitle, VisualSegment  # noqa: E402
+from models.protocols import DialogueLine, SceneInfo, ScriptEnd, ScriptRequest, ShowTitle  # noqa: E402
 from pipelines import clock  # noqa: E402
 from pipelines.archive import Mp4Writer  # noqa: E402
 from pipelines.config import (  # noqa: E402
@@ -57,7 +57,7 @@ from pipelines.config import (  # noqa: E402
     load_deployment,
     load_workflow,
 )
-from pipelines.episode import EpisodeRequest, Progress, ReadySegment, rgb_to_i420  # noqa: E402
+from pipelines.episode import EpisodeRequest, Progress, VoicedSegment, rgb_to_i420  # noqa: E402
 from pipelines.models_loaded import LoadedModels, load_models  # noqa: E402
 from pipelines.render import render_episode  # noqa: E402
 from pipelines.segmenter import Segmenter, SegmentText  # noqa: E402
@@ -207,13 +207,6 @@ def _stage(wall: float, cpu: float, media: float, points: list[tuple[float, floa
     return out
 
 
-class _Voiced:
-    """A voiced segment laid on the clock exactly as the runtime lays it (padding to the grid)."""
-
-    def __init__(self, seg: SegmentText, start: int, n_samples: int, pcm: np.ndarray, phonemes: tuple) -> None:
-        self.seg, self.start, self.n_samples, self.pcm, self.phonemes = seg, start, n_samples, pcm, phonemes
-
-
 # ---------------------------------------------------------------------------- phases
 def bench_load(deployment: Deployment, workflow, bar) -> tuple[LoadedModels, dict[str, dict[str, float]]]:
     """Load without warming (load_models' per-kind load_s), then time each warm-up."""
@@ -330,14 +323,14 @@ def bench_script(models: LoadedModels, deployment: Deployment, topic: str, durat
     return out, title, segments
 
 
-def bench_speech(models: LoadedModels, deployment: Deployment, segments: list[SegmentText], bar) -> tuple[dict, list[_Voiced]]:
+def bench_speech(models: LoadedModels, deployment: Deployment, segments: list[SegmentText], bar) -> tuple[dict, list[VoicedSegment]]:
     voices = (deployment.hosts[0].voice, deployment.hosts[1].voice)
     grid = deployment.grid_samples()
     pause = clock.to_samples(deployment.segmenter.pause_ms / 1000)
     task = bar.add_task("speech (alone)", total=len(segments))
     timer = Timer()
     points: list[tuple[float, float]] = []
-    voiced: list[_Voiced] = []
+    voiced: list[VoicedSegment] = []
     audio_samples = 0
     cursor = 0  # the bench's clock starts at the first words (no title card): Mp4Writer starts at 0
     for seg in segments:
@@ -348,14 +341,14 @@ def bench_speech(models: LoadedModels, deployment: Deployment, segments: list[Se
         audio_samples += speech.n_samples
         # Same layout as EpisodeRuntime._speech: the line's pause, padded to the tier grid.
         n = clock.pad_to_grid(max(speech.n_samples + (pause if seg.ends_line else 0), grid), grid)
-        voiced.append(_Voiced(seg, cursor, n, clock.fit_audio(speech.pcm, n), tuple(speech.phonemes)))
+        voiced.append(VoicedSegment(seg, cursor, n, speech.n_samples, clock.fit_audio(speech.pcm, n), tuple(speech.phonemes)))
         cursor += n
         bar.advance(task)
     audio_s = audio_samples / clock.CLOCK_RATE
     return _stage(timer.wall, timer.cpu, audio_s, points, n_segments=len(segments)), voiced
 
 
-def bench_tier(models: LoadedModels, deployment: Deployment, scene: SceneInfo, voiced: list[_Voiced], tier: str, tmp: Path, bar) -> tuple[dict, dict]:
+def bench_tier(models: LoadedModels, deployment: Deployment, scene: SceneInfo, voiced: list[VoicedSegment], tier: str, tmp: Path, bar) -> tuple[dict, dict]:
     """Draw every voiced segment at ``tier`` (animator + I420), then encode it; one segment in memory at a time."""
     quality = deployment.quality.tier(tier)
     task = bar.add_task(f"video+encode {tier}", total=len(voiced))
@@ -369,15 +362,7 @@ def bench_tier(models: LoadedModels, deployment: Deployment, scene: SceneInfo, v
     try:
         for v in voiced:
             seg_s = v.n_samples / clock.CLOCK_RATE
-            visual = VisualSegment(
-                index=v.seg.index,
-                start=v.start,
-                n_samples=v.n_samples,
-                speaker=v.seg.speaker,
-                caption=v.seg.text,
-                pcm=v.pcm,
-                phonemes=v.phonemes,
-            )
+            visual = v.visual()
             frames: list[np.ndarray] = []
             t0 = time.perf_counter()
             with draw():
@@ -385,20 +370,7 @@ def bench_tier(models: LoadedModels, deployment: Deployment, scene: SceneInfo, v
                     with convert():
                         frames.append(rgb_to_i420(rgb))
             draw_points.append((seg_s, time.perf_counter() - t0))
-            ready = ReadySegment(
-                kind="speech",
-                index=v.seg.index,
-                start=v.start,
-                n_samples=v.n_samples,
-                pcm=v.pcm,
-                quality=quality,
-                frames=frames,
-                speaker=v.seg.speaker,
-                speaker_name=v.seg.speaker_name,
-                text=v.seg.text,
-                line_index=v.seg.line_index,
-                phonemes=v.phonemes,
-            )
+            ready = v.ready(quality, frames)
             t0 = time.perf_counter()
             with encode():
                 writer.write(ready)

@@ -97,13 +97,32 @@ def rgb_to_i420(frame: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class _Voiced:
+class VoicedSegment:
+    """A segment voiced and laid on the clock (padded to the grid), waiting to be drawn."""
+
     seg: SegmentText
     start: int
     n_samples: int
     speech_samples: int
     pcm: np.ndarray
     phonemes: tuple[TimedPhoneme, ...]
+
+    @property
+    def media_s(self) -> float:
+        return self.n_samples / clock.CLOCK_RATE
+
+    def visual(self) -> VisualSegment:
+        """What the animator needs to draw it."""
+        return VisualSegment(index=self.seg.index, start=self.start, n_samples=self.n_samples,
+                             speaker=self.seg.speaker, caption=self.seg.text, pcm=self.pcm, phonemes=self.phonemes)
+
+    def ready(self, quality: Quality, frames: Sequence[np.ndarray]) -> ReadySegment:
+        """The segment with its frames, ready to play."""
+        seg = self.seg
+        return ReadySegment(kind="speech", index=seg.index, start=self.start, n_samples=self.n_samples,
+                            pcm=self.pcm, quality=quality, frames=frames, speaker=seg.speaker,
+                            speaker_name=seg.speaker_name, text=seg.text, line_index=seg.line_index,
+                            phonemes=self.phonemes, speech_samples=self.speech_samples)
 
 
 class EpisodeRuntime:
@@ -115,7 +134,6 @@ class EpisodeRuntime:
         request: EpisodeRequest,
         timeline: Timeline | None = None,
         on_progress: Callable[[Progress], None] | None = None,
-        tier_for: Callable[[int], Quality] | None = None,
     ) -> None:
         self.models = models
         self.deployment = deployment
@@ -135,7 +153,6 @@ class EpisodeRuntime:
             q.qualities(), q.policy, q.default, q.floor, pools.video_costs,
             startup=q.startup, startup_segments=q.startup_segments,
         )
-        self._tier_for = tier_for or self._fixed_tier
         self._title_ready = asyncio.Event()
         self._rendered_event = asyncio.Event()
         # The wall-clock instant the first words are due: deadlines count from it.
@@ -152,13 +169,12 @@ class EpisodeRuntime:
         return self._origin + spoken - self.deployment.runtime.deadline_margin_s
 
     # -------------------------------------------------------------- decisions
-    def _fixed_tier(self, index: int) -> Quality:
+    def _first_tier(self) -> Quality:
+        """The tier of the intro card: the one the first segment would get under the static rule."""
         q = self.deployment.quality
         if self.request.quality:
             return q.tier(self.request.quality)
-        if q.startup and index < q.startup_segments:
-            return q.tier(q.startup)
-        return q.tier(q.default)
+        return q.tier(q.startup if q.startup and q.startup_segments else q.default)
 
     @property
     def scene(self) -> SceneInfo:
@@ -249,7 +265,7 @@ class EpisodeRuntime:
                 )
                 tail = pause if seg.ends_line else 0
                 n = clock.pad_to_grid(max(speech.n_samples + tail, self.grid), self.grid)
-                voiced = _Voiced(
+                voiced = VoicedSegment(
                     seg=seg,
                     start=cursor,
                     n_samples=n,
@@ -269,23 +285,15 @@ class EpisodeRuntime:
             self._speech_end = cursor
             await out.put(None)
 
-    def _choose_tier(self, voiced: _Voiced) -> Quality:
-        if self.request.quality or self._tier_for != self._fixed_tier:
-            return self._tier_for(voiced.seg.index)
+    def _choose_tier(self, voiced: VoicedSegment) -> Quality:
+        if self.request.quality:
+            return self.deployment.quality.tier(self.request.quality)
         slack = self.deadline(voiced.start) - time.monotonic()
-        return self.planner.choose(voiced.seg.index, voiced.n_samples / clock.CLOCK_RATE, slack)
+        return self.planner.choose(voiced.seg.index, voiced.media_s, slack)
 
-    def _draw(self, voiced: _Voiced, quality: Quality) -> list[np.ndarray]:
-        visual = VisualSegment(
-            index=voiced.seg.index,
-            start=voiced.start,
-            n_samples=voiced.n_samples,
-            speaker=voiced.seg.speaker,
-            caption=voiced.seg.text,
-            pcm=voiced.pcm,
-            phonemes=voiced.phonemes,
-        )
-        media_s = voiced.n_samples / clock.CLOCK_RATE
+    def _draw(self, voiced: VoicedSegment, quality: Quality) -> list[np.ndarray]:
+        visual = voiced.visual()
+        media_s = voiced.media_s
         if self.pools.drawing is not None:
             stored, elapsed, retries = self.pools.drawing.draw(
                 self.scene, visual, quality, self.deployment.runtime.frame_jpeg_quality)
@@ -304,7 +312,7 @@ class EpisodeRuntime:
         q = self.deployment.runtime.frame_jpeg_quality
         return FrameList.raw(frames) if q is None else FrameList.compress(frames, q)
 
-    async def _video(self, voiced: _Voiced) -> ReadySegment:
+    async def _video(self, voiced: VoicedSegment) -> ReadySegment:
         quality = self._choose_tier(voiced)
         try:
             frames = await self.pools.video.run(
@@ -314,7 +322,7 @@ class EpisodeRuntime:
                 timeline=self.timeline,
                 segment=voiced.seg.index,
                 tier=quality.name,
-                media_s=lambda _f: voiced.n_samples / clock.CLOCK_RATE,
+                media_s=lambda _f: voiced.media_s,
                 deadline=self.deadline(voiced.start),
             )
         except Exception as exc:  # noqa: BLE001
@@ -324,22 +332,7 @@ class EpisodeRuntime:
             self._origin = max(self._origin, time.monotonic())
         self._rendered_event.set()
         self._notify()
-        seg = voiced.seg
-        return ReadySegment(
-            kind="speech",
-            index=seg.index,
-            start=voiced.start,
-            n_samples=voiced.n_samples,
-            pcm=voiced.pcm,
-            quality=quality,
-            frames=frames,
-            speaker=seg.speaker,
-            speaker_name=seg.speaker_name,
-            text=seg.text,
-            line_index=seg.line_index,
-            phonemes=voiced.phonemes,
-            speech_samples=voiced.speech_samples,
-        )
+        return voiced.ready(quality, frames)
 
     def _prewarm(self, quality: Quality) -> None:
         self.models.animator.idle_frame(self.scene, quality, 0)
@@ -383,7 +376,7 @@ class EpisodeRuntime:
             asyncio.create_task(self._dispatch(voiced_q, ordered), name="dispatch"),
         ]
         video_tasks: list[asyncio.Task] = []
-        last_tier = self._tier_for(0)
+        last_tier = self._first_tier()
         try:
             await self._title_ready.wait()
             if intro:

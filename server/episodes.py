@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import json
 import logging
 import secrets
 import shutil
@@ -317,7 +316,6 @@ class EpisodeManager:
             episode.buffer.finish(episode.error)
             await loop.run_in_executor(self._archive_pool, writer.abort)
         finally:
-            self._write_meta(episode)
             self._save(episode)
 
     def _on_segment(self, episode: Episode, segment: ReadySegment) -> None:
@@ -330,17 +328,6 @@ class EpisodeManager:
             episode.title = episode.runtime.title
         episode.buffer.append(segment)
         episode.transcript.add(segment)
-
-    def _write_meta(self, episode: Episode) -> None:
-        path = episode.directory / "episode.json"
-        if not episode.directory.exists():
-            return
-        try:
-            tmp = path.with_name(".episode.json.part")
-            tmp.write_text(json.dumps(episode.summary(), indent=2))
-            tmp.replace(path)
-        except OSError:
-            log.warning("could not write %s", path)
 
     async def shutdown(self) -> None:
         """Stop generating; what was running is kept as interrupted, ready to re-run."""

@@ -235,7 +235,7 @@ class WebRTCGateway:
 async def _captions(channel: Any, playhead: Playhead, viewer: Viewer) -> None:
     """Send the caption under the viewer's playhead whenever it changes (synced with the audio)."""
     last: Any = object()
-    sent_lines = 0
+    scanned = 0  # buffer segments already looked at for the transcript
     while not viewer.closed.is_set() and channel.readyState != "closed":
         if channel.readyState == "open":
             caption = playhead.buffer.caption_at(max(0, playhead.position - 1))
@@ -243,11 +243,13 @@ async def _captions(channel: Any, playhead: Playhead, viewer: Viewer) -> None:
                 last = caption
                 message = {"type": "caption", "speaker": caption[0], "text": caption[1]} if caption else {"type": "caption", "speaker": None, "text": ""}
                 channel.send(json.dumps(message))
-            # The live transcript: every segment the viewer has heard so far.
-            segments = [s for s in playhead.buffer.segments if s.kind == "speech" and s.start < playhead.position]
-            for seg in segments[sent_lines:]:
-                channel.send(json.dumps({"type": "line", "index": seg.index, "line": seg.line_index, "speaker": seg.speaker_name, "text": seg.text, "start_s": round(seg.start / CLOCK_RATE, 3)}))
-            sent_lines = len(segments)
+            # The live transcript: every segment the viewer has heard so far, each sent once.
+            segments = playhead.buffer.segments
+            while scanned < len(segments) and segments[scanned].start < playhead.position:
+                seg = segments[scanned]
+                scanned += 1
+                if seg.kind == "speech":
+                    channel.send(json.dumps({"type": "line", "index": seg.index, "line": seg.line_index, "speaker": seg.speaker_name, "text": seg.text, "start_s": round(seg.start / CLOCK_RATE, 3)}))
             if playhead.ended:
                 channel.send(json.dumps({"type": "ended"}))
                 break
