@@ -277,11 +277,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         def filler():
             key = (episode.id, episode.title)
             if key not in state.filler_cache:
-                from pipelines.episode import rgb_to_i420
-                from models.protocols import SceneInfo
+                segments = episode.buffer.segments
+                if segments and segments[0].kind == "intro" and segments[0].quality == quality:
+                    # The intro is the same title card, already drawn off the event loop.
+                    state.filler_cache[key] = segments[0].frames[0]
+                else:
+                    from models.protocols import SceneInfo
+                    from pipelines.episode import rgb_to_i420
 
-                scene = SceneInfo(title=episode.title or episode.request.topic, hosts=tuple(h.name for h in mgr.deployment.hosts))
-                state.filler_cache[key] = rgb_to_i420(mgr.models.animator.title_card(scene, quality, 0.0))
+                    scene = SceneInfo(title=episode.title or episode.request.topic, hosts=tuple(h.name for h in mgr.deployment.hosts))
+                    state.filler_cache[key] = rgb_to_i420(mgr.models.animator.title_card(scene, quality, 0.0))
             return state.filler_cache[key]
 
         def count_viewers() -> None:
