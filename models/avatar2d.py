@@ -17,11 +17,14 @@ units of the frame height, so every quality tier shows the same picture.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import math
 import os
+import tempfile
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator, Sequence
 
 import cv2
@@ -402,6 +405,12 @@ class _Pose:
 
 
 # ----------------------------------------------------------------------------- animator
+#: The studio backdrop (title-independent, ~1.6 s to build per host state at 720p x2) is kept
+#: on disk across processes and runs, keyed by this file's code and the style. "" disables it.
+STUDIO_CACHE_DIR = os.environ.get("STREAMWISE_STUDIO_CACHE", str(Path.home() / ".cache" / "streamwise" / "studio"))
+_CODE_DIGEST = hashlib.sha1(Path(__file__).read_bytes()).hexdigest()[:16]
+
+
 class Avatar2D:
     """2D animated two-host podcast studio; implements ``models.protocols.Animator``."""
 
@@ -426,6 +435,7 @@ class Avatar2D:
         bold_font_path: str = "",
         max_caption_lines: int = 2,
         cache_mb: int = 192,
+        studio_cache: str | None = None,
     ):
         self.seed = int(seed)
         self.blend_ms = float(blend_ms)
@@ -450,6 +460,7 @@ class Avatar2D:
         self._caption_cache: OrderedDict = OrderedDict()
         #: supersampled renders keep one big canvas and restore only the hosts' regions
         self._reuse_canvas = True
+        self.studio_cache = STUDIO_CACHE_DIR if studio_cache is None else studio_cache
 
     # ------------------------------------------------------------------ protocol
     def warm_up(self) -> None:
@@ -488,10 +499,12 @@ class Avatar2D:
         self._restore_occluders(img, base, quality)
         return self._finish(img, quality)
 
-    def render(self, scene: SceneInfo, seg: VisualSegment, quality: Quality) -> Iterator[np.ndarray]:
+    def render(self, scene: SceneInfo, seg: VisualSegment, quality: Quality,
+               frames: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
         spf = quality.samples_per_frame
         n_frames = -(-int(seg.n_samples) // spf) if seg.n_samples > 0 else 0
-        if n_frames <= 0:
+        first, stop = (0, n_frames) if frames is None else (max(0, frames[0]), min(n_frames, frames[1]))
+        if n_frames <= 0 or first >= stop:
             return
         spk = 1 if int(seg.speaker) == 1 else 0
         lis = 1 - spk
@@ -528,7 +541,7 @@ class Avatar2D:
         persistent = self._reuse_canvas and max(1, int(quality.supersample)) > 1
         rois = self._host_rois(quality)
         canvas, canvas_base = None, None
-        for n in range(n_frames):
+        for n in range(first, stop):
             local = n * spf
             tg = (seg.start + local) / CLOCK_RATE
             frac = local / max(1, seg.n_samples)
@@ -854,7 +867,34 @@ class Avatar2D:
 
     def _studio(self, quality: Quality, state) -> np.ndarray:
         k = self._key(quality)
-        return self._cached(("studio", k, state), lambda: self._make_studio(quality, state))
+        return self._cached(("studio", k, state), lambda: self._stored_studio(quality, state))
+
+    def prepare(self, qualities: Sequence[Quality]) -> None:
+        """Build (or load) the studio of every host state at these tiers, so no segment pays for it."""
+        for quality in qualities:
+            for state in ("idle", 0, 1):
+                self._studio(quality, state)
+
+    def _stored_studio(self, quality: Quality, state) -> np.ndarray:
+        """The studio from the disk cache, or built and then stored there (atomically)."""
+        if not self.studio_cache:
+            return self._make_studio(quality, state)
+        style = repr((self.bg_top, self.bg_bottom, self.styles, self._key(quality), state))
+        path = Path(self.studio_cache) / f"{_CODE_DIGEST}-{hashlib.sha1(style.encode()).hexdigest()[:16]}.npy"
+        try:
+            return np.load(path, allow_pickle=False)
+        except (OSError, ValueError):
+            pass
+        img = self._make_studio(quality, state)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".studio-", suffix=".npy", dir=path.parent)
+            with os.fdopen(fd, "wb") as f:
+                np.save(f, img, allow_pickle=False)
+            os.replace(tmp, path)
+        except OSError:
+            pass  # a read-only or full disk only costs the rebuild next time
+        return img
 
     def _make_studio(self, quality: Quality, state) -> np.ndarray:
         ss = max(1, int(quality.supersample))

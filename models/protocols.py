@@ -174,9 +174,12 @@ class Animator(Protocol):
         """Both hosts idle (nobody speaking) at episode time ``clock`` samples: stall filler."""
         ...
 
-    def render(self, scene: SceneInfo, seg: VisualSegment, quality: Quality) -> Iterator[np.ndarray]:
+    def render(self, scene: SceneInfo, seg: VisualSegment, quality: Quality,
+               frames: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
         """Yields RGB uint8 frames for n = 0 .. ceil(n_samples / samples_per_frame) - 1.
 
         Frame n shows the instant ``seg.start + n * quality.samples_per_frame``.
+        ``frames=(a, b)`` yields only frames a .. b-1, identical to those of a whole
+        render: several workers can then draw one segment (model parallelism).
         """
         ...

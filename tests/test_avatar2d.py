@@ -70,6 +70,18 @@ def test_deterministic(av):
     assert any(not np.array_equal(x, y) for x, y in zip(a, c))
 
 
+@pytest.mark.parametrize("ss", [1, 2])
+def test_frame_ranges_tile_the_whole_render(av, ss):
+    """Model parallelism: workers drawing parts of a segment produce exactly the whole render."""
+    q = Quality("t", 240, 25, ss)
+    seg = make_seg(n=CLOCK_RATE, caption=LONG)
+    whole = list(av.render(SCENE, seg, q))
+    parts = [f for a, b in ((0, 7), (7, 18), (18, 99)) for f in Avatar2D().render(SCENE, seg, q, frames=(a, b))]
+    assert len(parts) == len(whole) == 25
+    assert all(np.array_equal(x, y) for x, y in zip(whole, parts))
+    assert list(av.render(SCENE, seg, q, frames=(30, 40))) == []
+
+
 def test_supersampled_canvas_reuse_matches_full_redraw():
     q = Quality("t", 240, 25, 2)
     seg = make_seg(n=CLOCK_RATE, caption=LONG)
