@@ -87,10 +87,45 @@ class Workflow(_Strict):
 
 
 # ------------------------------------------------------------------ deployment
+class PoolSpec(_Strict):
+    """A group of identical video workers: how many, how fast, and where they run.
+
+    Pools of different speed classes make a heterogeneous fleet (a fast pool and a
+    cheap one on one machine; Ray actors with GPUs across machines): the most urgent
+    segments go to the fastest free worker.
+    """
+
+    name: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")
+    workers: int = Field(1, ge=1, le=64)
+    #: Relative speed class: 1.0 draws as fast as the profile measured, 0.5 half as fast.
+    speed: float = Field(1.0, gt=0.0, le=100.0)
+    #: process: a process of its own per worker (replaced if it dies); thread: in the
+    #: server process; ray: a Ray actor per worker (``ray`` section of the deployment).
+    backend: Literal["process", "thread", "ray"] = "process"
+    #: OS niceness of process workers: a cheap pool that yields the CPU to the others.
+    nice: int = Field(0, ge=0, le=19)
+    #: Ray resources per worker (actor): CPUs, GPUs (fractions allowed) and custom
+    #: resources such as a GPU type (``{"gpu_h200": 1}``).
+    num_cpus: float = Field(1.0, ge=0.0, le=256.0)
+    num_gpus: float = Field(0.0, ge=0.0, le=16.0)
+    resources: dict[str, float] = Field(default_factory=dict)
+
+
 class AdapterSpec(_Strict):
     adapter: str
     params: dict[str, Any] = Field(default_factory=dict)
     workers: int = Field(1, ge=1, le=64)
+    #: Video only: heterogeneous worker pools; without it, one pool of ``workers``
+    #: workers of the kind ``runtime.video_workers`` names.
+    pools: list[PoolSpec] | None = Field(None, min_length=1)
+
+    @field_validator("pools")
+    @classmethod
+    def _unique_pools(cls, pools: list[PoolSpec] | None) -> list[PoolSpec] | None:
+        names = [p.name for p in pools or []]
+        if len(set(names)) != len(names):
+            raise ValueError(f"pool names must be unique, got {names}")
+        return pools
 
 
 class HostSpec(_Strict):
@@ -121,6 +156,26 @@ class SegmenterSpec(_Strict):
     pause_ms: int = Field(280, ge=0, le=3000)
 
 
+class AdmissionSpec(_Strict):
+    """When the server refuses (503 + Retry-After) or queues a new episode.
+
+    An episode is admitted when the predicted real-time load of every generating
+    episode at the floor tier, plus the new one, stays under ``max_load`` of the
+    machine's cores (costs from the profile), and the new one's first segment is
+    predicted within the startup target under that load.
+    """
+
+    enabled: bool = True
+    #: Fraction of the CPU cores the generating episodes may need at their floor tier.
+    max_load: float = Field(0.8, gt=0.0, le=4.0)
+    #: Cores to plan for; null: what this process may use (os.sched_getaffinity).
+    cores: float | None = Field(None, gt=0.0, le=1024.0)
+    #: Seconds of CPU per second of media for each viewer's WebRTC stream (VP8 encoding).
+    viewer_rtf: float = Field(0.08, ge=0.0, le=10.0)
+    #: Requests that may wait are queued, at most this many at once.
+    max_queue: int = Field(8, ge=0, le=1000)
+
+
 class RuntimeSpec(_Strict):
     #: The script stops writing while this many segments wait to be rendered. On a
     #: small machine the LLM otherwise takes the cores the first segment needs.
@@ -136,6 +191,22 @@ class RuntimeSpec(_Strict):
     startup_target_s: float = Field(1.0, ge=0.1, le=60.0)
     #: Video workers draw in their own processes (replaced if one dies) or in threads.
     video_workers: Literal["process", "thread"] = "process"
+    #: A free worker also runs a job another worker straggles on (far past its
+    #: prediction), and the first result is kept: one slow worker cannot stall an episode.
+    backup_runs: bool = True
+    admission: AdmissionSpec = AdmissionSpec()
+
+
+class RaySpec(_Strict):
+    """Where Ray-backed worker pools run."""
+
+    #: A running cluster ("ray://host:10001" or "host:6379"); null starts a local one.
+    address: str | None = None
+    namespace: str = Field("streamwise", min_length=1)
+    #: CPUs of the local cluster started when no address is given (null: all).
+    num_cpus: int | None = Field(None, ge=1, le=1024)
+    #: Object store of the local cluster, in MiB.
+    object_store_mb: int = Field(256, ge=64, le=1_000_000)
 
 
 class TimelineSpec(_Strict):
@@ -152,9 +223,11 @@ class QualitySpec(_Strict):
     #: Fixed early-low rule: the first N segments use ``startup`` to start faster.
     startup: str | None = None
     startup_segments: int = Field(0, ge=0, le=20)
-    #: static: the default tier (and the early-low rule); adaptive: per segment, the
-    #: highest tier that meets the segment's deadline (pipelines/planner.py).
-    policy: Literal["static", "adaptive"] = "static"
+    #: adaptive: per segment, the highest tier that meets its deadline given the live
+    #: buffer and queue (pipelines/planner.py). For comparison: static (the default
+    #: tier), static-high / static-low (top / bottom of the ladder), fifo (default
+    #: tier, queues in arrival order, no deadlines), batch (generate it all, then play).
+    policy: Literal["adaptive", "static", "static-high", "static-low", "fifo", "batch"] = "adaptive"
     #: The adaptive policy never goes below this tier.
     floor: str | None = None
     #: A measured profile (``streamwise profile``); its drawing costs replace the ladder's ``rtf``.
@@ -201,6 +274,8 @@ class Deployment(_Strict):
     runtime: RuntimeSpec = RuntimeSpec()
     quality: QualitySpec
     output: OutputSpec = OutputSpec()
+    #: Only for pools with ``backend: ray``.
+    ray: RaySpec = RaySpec()
 
     @field_validator("hosts")
     @classmethod
@@ -208,6 +283,15 @@ class Deployment(_Strict):
         if hosts[0].name.lower() == hosts[1].name.lower():
             raise ValueError("the two hosts need different names")
         return hosts
+
+    def video_pools(self) -> list[PoolSpec]:
+        """The video worker pools: declared ones, or one pool of ``workers`` workers."""
+        spec = self.tasks.get("video")
+        if spec is None:
+            return []
+        if spec.pools:
+            return list(spec.pools)
+        return [PoolSpec(name="video", workers=spec.workers, backend=self.runtime.video_workers)]
 
     def grid_samples(self) -> int:
         """Segments are padded to a multiple of this, so every tier's frames tile them exactly."""

@@ -31,7 +31,7 @@ from pipelines import clock
 from pipelines.config import Deployment
 from pipelines.executors import StagePools
 from pipelines.frames import FrameList
-from pipelines.planner import TierPlanner
+from pipelines.planner import Decision, TierPlanner
 from pipelines.models_loaded import LoadedModels
 from pipelines.segmenter import Segmenter, SegmentText
 from pipelines.spans import Span, Timeline
@@ -50,6 +50,8 @@ class EpisodeRequest:
     style: str = "conversational"
     #: A tier name from the ladder; None lets the deployment decide.
     quality: str | None = None
+    #: A quality policy (QualitySpec.policy) for this episode; None: the deployment's.
+    policy: str | None = None
 
 
 @dataclass
@@ -149,8 +151,9 @@ class EpisodeRuntime:
         self.grid = deployment.grid_samples()
         self.end_reason = ""
         q = deployment.quality
+        self.policy = request.policy or q.policy
         self.planner = TierPlanner(
-            q.qualities(), q.policy, q.default, q.floor, pools.video_costs,
+            q.qualities(), self.policy, q.default, q.floor, pools.video_costs,
             startup=q.startup, startup_segments=q.startup_segments,
         )
         self._title_ready = asyncio.Event()
@@ -158,6 +161,8 @@ class EpisodeRuntime:
         # The wall-clock instant the first words are due: deadlines count from it.
         self._origin = time.monotonic() + deployment.runtime.startup_target_s
         self._intro_samples = 0
+        #: Worker slots that have drawn each tier for this episode (its studio is built there).
+        self._warm: dict[str, set[str]] = {}
 
     def deadline(self, start: int) -> float:
         """When the segment starting at clock sample ``start`` must be ready (monotonic seconds).
@@ -167,6 +172,16 @@ class EpisodeRuntime:
         """
         spoken = max(0, start - self._intro_samples) / clock.CLOCK_RATE
         return self._origin + spoken - self.deployment.runtime.deadline_margin_s
+
+    @property
+    def at_risk(self) -> bool:
+        """Its latest segment (after the first two) could not be planned to meet its deadline."""
+        decisions = self.planner.decisions
+        return len(decisions) > 2 and decisions[-1].predicted_s > decisions[-1].slack_s
+
+    def _queue_key(self, start: int) -> float | None:
+        """The deadline the queues order by; fifo and batch run in arrival order."""
+        return None if self.policy in ("fifo", "batch") else self.deadline(start)
 
     # -------------------------------------------------------------- decisions
     def _first_tier(self) -> Quality:
@@ -261,7 +276,7 @@ class EpisodeRuntime:
                     timeline=self.timeline,
                     segment=seg.index,
                     media_s=lambda s: s.n_samples / clock.CLOCK_RATE,
-                    deadline=self.deadline(cursor),
+                    deadline=self._queue_key(cursor),
                 )
                 tail = pause if seg.ends_line else 0
                 n = clock.pad_to_grid(max(speech.n_samples + tail, self.grid), self.grid)
@@ -285,48 +300,72 @@ class EpisodeRuntime:
             self._speech_end = cursor
             await out.put(None)
 
-    def _choose_tier(self, voiced: VoicedSegment) -> Quality:
+    def _plan(self, voiced: VoicedSegment) -> Decision:
+        """Tier and worker count for a voiced segment, from its slack and the video queue."""
+        index = voiced.seg.index
         if self.request.quality:
-            return self.deployment.quality.tier(self.request.quality)
-        slack = self.deadline(voiced.start) - time.monotonic()
-        return self.planner.choose(voiced.seg.index, voiced.media_s, slack)
+            tier = self.deployment.quality.tier(self.request.quality)
+            return Decision(index, tier.name, "requested by the client", 0.0, 0.0)
+        deadline = self.deadline(voiced.start)
+        video = self.pools.video
+        cold = [t for t in self.planner.names if len(self._warm.get(t, ())) < video.workers]
+        return self.planner.plan(index, voiced.media_s, deadline - time.monotonic(),
+                                 backlog_s=video.backlog_s(deadline), capacity=video.capacity,
+                                 fastest=video.fastest, max_parts=video.workers, cold=cold)
 
-    def _draw(self, voiced: VoicedSegment, quality: Quality) -> list[np.ndarray]:
-        visual = voiced.visual()
-        media_s = voiced.media_s
-        if self.pools.drawing is not None:
-            stored, elapsed, retries = self.pools.drawing.draw(
-                self.scene, visual, quality, self.deployment.runtime.frame_jpeg_quality)
-            if retries:
-                self.timeline.add(Span("video", voiced.seg.index, quality.name, "respawn", self.timeline.now(),
-                                       self.timeline.now(), self.timeline.now(),
-                                       note=f"drawing process died; drawn again in a new one ({retries}x)"))
-            self.pools.video_costs.observe(quality.name, elapsed, media_s)
-            return stored
-        t0 = time.perf_counter()
-        frames = [rgb_to_i420(f) for f in self.models.animator.render(self.scene, visual, quality)]
-        self.pools.video_costs.observe(quality.name, time.perf_counter() - t0, media_s)
-        return self._store(frames)
+    def _draw(self, voiced: VoicedSegment, quality: Quality, frames: tuple[int, int] | None = None) -> FrameList:
+        """Draw the segment (or a range of its frames) on the calling worker slot's drawer."""
+        from pipelines.executors import current_slot
+        from pipelines.workers import DrawJob, draw_with
+
+        slot = current_slot()
+        job = DrawJob(self.scene, voiced.visual(), quality, self.deployment.runtime.frame_jpeg_quality, frames)
+        # Pools built without drawers (tests, the offline bench) draw here with the loaded animator.
+        drawn = slot.drawer.draw(job) if slot is not None and slot.drawer is not None else draw_with(self.models.animator, job)
+        if drawn.retries:
+            now = self.timeline.now()
+            self.timeline.add(Span("video", voiced.seg.index, quality.name, "respawn", now, now, now,
+                                   note=f"drawing worker died; drawn again on a new one ({drawn.retries}x)"))
+        if slot is not None:
+            n_total = clock.frame_count(voiced.n_samples, quality.fps)
+            share = (min(frames[1], n_total) - frames[0]) / max(1, n_total) if frames else 1.0
+            warm = self._warm.setdefault(quality.name, set())
+            predicted = self.pools.video_costs.cost(quality.name, voiced.media_s * share, cold=slot.name not in warm)
+            slot.observe(predicted, drawn.elapsed_s)
+            warm.add(slot.name)
+        return drawn.frames
 
     def _store(self, frames: list[np.ndarray]) -> FrameList:
         q = self.deployment.runtime.frame_jpeg_quality
         return FrameList.raw(frames) if q is None else FrameList.compress(frames, q)
 
     async def _video(self, voiced: VoicedSegment) -> ReadySegment:
-        quality = self._choose_tier(voiced)
+        decision = self._plan(voiced)
+        quality = self.deployment.quality.tier(decision.tier)
+        n_frames = clock.frame_count(voiced.n_samples, quality.fps)
+        parts = max(1, min(decision.parts, n_frames))
+        bounds = [round(n_frames * k / parts) for k in range(parts + 1)]
+        cost = self.pools.video_costs.cost(quality.name, voiced.media_s / parts, cold=quality.name not in self._warm)
         try:
-            frames = await self.pools.video.run(
-                self._draw,
-                voiced,
-                quality,
-                timeline=self.timeline,
-                segment=voiced.seg.index,
-                tier=quality.name,
-                media_s=lambda _f: voiced.media_s,
-                deadline=self.deadline(voiced.start),
-            )
+            pieces = await asyncio.gather(*(
+                self.pools.video.run(
+                    self._draw,
+                    voiced,
+                    quality,
+                    (bounds[k], bounds[k + 1]) if parts > 1 else None,
+                    timeline=self.timeline,
+                    segment=voiced.seg.index,
+                    tier=quality.name,
+                    media_s=lambda _f, share=(bounds[k + 1] - bounds[k]) / max(1, n_frames): voiced.media_s * share,
+                    note=f"part {k + 1}/{parts}" if parts > 1 else "",
+                    deadline=self._queue_key(voiced.start),
+                    cost_s=cost,
+                )
+                for k in range(parts)
+            ))
         except Exception as exc:  # noqa: BLE001
             raise EpisodeError(f"video stage failed on segment {voiced.seg.index}: {exc}") from exc
+        frames = pieces[0] if parts == 1 else FrameList.join(pieces)
         self.progress.rendered += 1
         if self.progress.rendered == 1:
             self._origin = max(self._origin, time.monotonic())
@@ -382,11 +421,11 @@ class EpisodeRuntime:
             if intro:
                 yield await self.pools.video.run(
                     self.card, "intro", 0, intro, last_tier, timeline=self.timeline, note="intro",
-                    deadline=self.deadline(0),
+                    deadline=self._queue_key(0),
                 )
             # Build the studio for this title now, while the first segment is voiced.
             await self.pools.video.run(self._prewarm, last_tier, timeline=self.timeline, note="prewarm",
-                                       deadline=self.deadline(0))
+                                       deadline=self._queue_key(0))
             while (task := await ordered.get()) is not None:
                 video_tasks.append(task)
                 ready = await task

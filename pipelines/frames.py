@@ -40,6 +40,14 @@ class FrameList(Sequence[np.ndarray]):
             items.append(tuple(cv2.imencode(".jpg", p, params)[1].tobytes() for p in planes))
         return cls(items, (rows, cols), jpeg_quality)
 
+    @classmethod
+    def join(cls, parts: Sequence["FrameList"]) -> "FrameList":
+        """One list from consecutive parts drawn by different workers (same kind and shape)."""
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return cls([], None, None)
+        return cls([item for p in parts for item in p._items], parts[0]._shape, parts[0]._quality)
+
     @property
     def compressed(self) -> bool:
         return self._quality is not None

@@ -1,19 +1,22 @@
 """Per-segment quality decisions: which tier each segment is drawn at, and why.
 
-``static`` draws every segment at the default tier (with the fixed early-low
-rule for the first ones). ``adaptive`` picks, for each segment, the highest tier
-whose predicted drawing time fits the segment's slack (time until its deadline),
-using seconds-per-media-second estimates per tier that start from a profile and
-follow what the workers actually measure (an exponential moving average). It
+The static policies (``static``: the default tier with the fixed early-low rule;
+``static-high`` / ``static-low``: top / bottom of the ladder; ``fifo`` and
+``batch``: the default tier) ignore deadlines. ``adaptive`` picks, for each
+segment, the highest tier whose predicted finish fits the segment's slack (time
+until its deadline, i.e. the live buffer): the drawing queued ahead of it shared
+over the workers, plus its own drawing on the fastest worker, or split over
+several workers when one alone would be late (model parallelism). Costs are
+seconds-per-media-second per tier that start from a profile and follow what the
+workers actually measure (an exponential moving average). It
 climbs at most one rung per segment, so quality rises smoothly as the buffer
 grows, drops as far as needed when a deadline is at risk, and never goes below
 the configured floor. Every decision is kept with its reason for the timeline.
 """
 from __future__ import annotations
 
-import threading
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Collection
 
 from models.protocols import Quality
 
@@ -25,33 +28,38 @@ class Decision:
     reason: str
     slack_s: float
     predicted_s: float
+    #: Workers the segment's frames are split across (model parallelism).
+    parts: int = 1
+    #: Predicted seconds of drawing queued ahead of this segment when it was planned.
+    backlog_s: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 class CostModel:
-    """Seconds of drawing per second of media, per tier: profile first, then measurements.
+    """Seconds of drawing per second of media, per tier, on a speed-1 worker (the profile).
 
-    Shared by all episodes in the process, since they share the workers.
+    What changes at run time is each worker's speed (pipelines.executors.Slot
+    measures it against these costs), not the relative cost of the tiers.
     """
 
-    def __init__(self, initial: dict[str, float], alpha: float = 0.3) -> None:
+    def __init__(self, initial: dict[str, float], cold_s: dict[str, float] | None = None) -> None:
         self._rtf = dict(initial)
-        self._alpha = alpha
-        self._lock = threading.Lock()
+        #: Extra seconds the first segment of a tier costs a worker (its studio, caches): the
+        #: profile's fitted fixed cost.
+        self._cold = {k: max(0.0, v) for k, v in (cold_s or {}).items()}
 
     def rtf(self, tier: str) -> float:
-        with self._lock:
-            return self._rtf.get(tier, max(self._rtf.values(), default=1.0))
+        return self._rtf.get(tier, max(self._rtf.values(), default=1.0))
 
-    def observe(self, tier: str, run_s: float, media_s: float) -> None:
-        if media_s <= 0:
-            return
-        sample = run_s / media_s
-        with self._lock:
-            old = self._rtf.get(tier)
-            self._rtf[tier] = sample if old is None else (1 - self._alpha) * old + self._alpha * sample
+    def cost(self, tier: str, media_s: float, cold: bool = False) -> float:
+        """Predicted speed-1 seconds to draw ``media_s`` of ``tier`` (on a worker new to it if ``cold``)."""
+        return self.rtf(tier) * media_s + (self._cold.get(tier, 0.0) if cold else 0.0)
+
+
+#: Policies that never look at deadlines: a fixed tier per segment.
+STATIC_POLICIES = ("static", "static-high", "static-low", "fifo", "batch")
 
 
 class TierPlanner:
@@ -81,30 +89,62 @@ class TierPlanner:
     def _tier(self, name: str) -> Quality:
         return self.ladder[self.names.index(name)]
 
-    def choose(self, segment: int, media_s: float, slack_s: float) -> Quality:
-        """The tier for ``segment`` (``media_s`` long, due in ``slack_s`` seconds); recorded."""
-        if self.policy != "adaptive":
-            name = self.startup if (self.startup and segment < self.startup_segments) else self.default
-            predicted = self.costs.rtf(name) * media_s
-            return self._record(segment, name, f"{self.policy} policy", slack_s, predicted)
-        top = len(self.ladder) - 1 if self._last is None else min(len(self.ladder) - 1, self._last + 1)
-        for i in range(top, self.floor - 1, -1):
-            predicted = self.costs.rtf(self.names[i]) * media_s * self.headroom
-            if predicted <= slack_s:
-                if self._last is None:
-                    why = "first segment: highest tier that meets its deadline"
-                elif i > self._last:
-                    why = "slack allows one rung up"
-                elif i < self._last:
-                    why = "deadline at risk: stepping down"
-                else:
-                    why = "holding: the next rung would not meet the deadline" if i < len(self.ladder) - 1 else "top tier fits"
-                return self._record(segment, self.names[i], why, slack_s, predicted)
-        name = self.names[self.floor]
-        return self._record(segment, name, "no tier meets the deadline: floor tier", slack_s,
-                            self.costs.rtf(name) * media_s * self.headroom)
+    def _static_tier(self, segment: int) -> str:
+        if self.policy == "static-high":
+            return self.names[-1]
+        if self.policy == "static-low":
+            return self.names[0]
+        return self.startup if (self.startup and segment < self.startup_segments) else self.default
 
-    def _record(self, segment: int, name: str, reason: str, slack_s: float, predicted: float) -> Quality:
+    def choose(self, segment: int, media_s: float, slack_s: float, **load: float) -> Quality:
+        """The tier for ``segment`` (``media_s`` long, due in ``slack_s`` seconds); recorded."""
+        return self._tier(self.plan(segment, media_s, slack_s, **load).tier)
+
+    def plan(self, segment: int, media_s: float, slack_s: float, backlog_s: float = 0.0,
+             capacity: float = 1.0, fastest: float = 1.0, max_parts: int = 1,
+             cold: Collection[str] = ()) -> Decision:
+        """Tier and worker count for ``segment``, from the costs, its slack and the queue ahead.
+
+        ``backlog_s`` is the drawing work (speed-1 seconds) queued ahead of this
+        segment's deadline, shared out over ``capacity`` (the slots' summed speeds);
+        the segment itself runs on the fastest slot, or split over ``max_parts``
+        slots when one alone would miss the deadline. Tiers in ``cold`` have not
+        been drawn by every worker yet and cost their first-time setup on top.
+        """
+        if self.policy in STATIC_POLICIES:
+            name = self._static_tier(segment)
+            predicted = self.costs.rtf(name) * media_s / fastest
+            return self._record(segment, name, f"{self.policy} policy", slack_s, predicted, 1, backlog_s)
+        wait = backlog_s / max(capacity, 1e-9)
+        top = len(self.ladder) - 1 if self._last is None else min(len(self.ladder) - 1, self._last + 1)
+        splits = (1, max_parts) if max_parts > 1 else (1,)
+        for i in range(top, self.floor - 1, -1):
+            for parts in splits:
+                run = self.costs.cost(self.names[i], media_s / parts, self.names[i] in cold) / fastest
+                predicted = (wait + run) * self.headroom
+                if predicted <= slack_s:
+                    return self._record(segment, self.names[i], self._why(i, parts), slack_s, predicted, parts, backlog_s)
+        name = self.names[self.floor]
+        run = self.costs.cost(name, media_s / max_parts, name in cold) / fastest
+        return self._record(segment, name, "no tier meets the deadline: floor tier on every worker", slack_s,
+                            (wait + run) * self.headroom, max_parts, backlog_s)
+
+    def _why(self, i: int, parts: int) -> str:
+        if self._last is None:
+            why = "first segment: highest tier that meets its deadline"
+        elif i > self._last:
+            why = "slack allows one rung up"
+        elif i < self._last:
+            why = "deadline at risk: stepping down"
+        elif i < len(self.ladder) - 1:
+            why = "holding: the next rung would not meet the deadline"
+        else:
+            why = "top tier fits"
+        return why if parts == 1 else f"{why}, split over {parts} workers"
+
+    def _record(self, segment: int, name: str, reason: str, slack_s: float, predicted: float,
+                parts: int = 1, backlog_s: float = 0.0) -> Decision:
         self._last = self.names.index(name)
-        self.decisions.append(Decision(segment, name, reason, round(slack_s, 3), round(predicted, 3)))
-        return self._tier(name)
+        decision = Decision(segment, name, reason, round(slack_s, 3), round(predicted, 3), parts, round(backlog_s, 3))
+        self.decisions.append(decision)
+        return decision

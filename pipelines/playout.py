@@ -25,7 +25,9 @@ from pipelines.episode import ReadySegment
 class PlayoutBuffer:
     """Everything generated so far for one episode, contiguous from sample 0."""
 
-    def __init__(self) -> None:
+    def __init__(self, hold_until_finished: bool = False) -> None:
+        #: The batch policy: nobody starts playing before the whole episode is generated.
+        self.hold_until_finished = hold_until_finished
         self.segments: list[ReadySegment] = []
         self._starts: list[int] = []
         self.end = 0  # samples available, contiguous from 0
@@ -133,6 +135,8 @@ class Playhead:
         self._on_stall = on_stall
 
     def _try_start(self) -> bool:
+        if self.buffer.hold_until_finished and not self.buffer.finished:
+            return False
         first_speech = next((s for s in self.buffer.segments if s.kind == "speech"), None)
         if first_speech is None and not self.buffer.finished:
             return False

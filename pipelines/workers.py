@@ -1,103 +1,199 @@
-"""Video drawing in worker processes: one process per video worker slot, replaced if it dies.
+"""Where a video worker slot draws: in its thread, in a process of its own, or on a Ray actor.
 
 Drawing is CPU-bound Python: in threads it competes for the GIL with the event
-loop that paces WebRTC. Each video worker thread owns one process holding its
-own animator; the thread sends the segment, the process sends back compressed
-frames. If the process dies mid-segment, the slot starts a fresh one and draws
-the segment again, so the episode plays on (at most one short stall).
+loop that paces WebRTC. So by default each video worker slot owns one process
+holding its own animator; the slot's thread sends the segment (or a range of its
+frames), the process sends back compressed frames. If the process dies
+mid-segment, the slot starts a fresh one and draws the piece again, so the
+episode plays on (at most one short stall). Every backend has the same two calls,
+``warm_up`` and ``draw``, so the scheduler never knows where work runs.
 """
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol, Sequence
 
 from models.protocols import Quality, SceneInfo, VisualSegment
 from pipelines.frames import FrameList
 
 log = logging.getLogger(__name__)
 
-_animator: Any = None
+
+@dataclass(frozen=True)
+class DrawJob:
+    """One segment, or frames ``frames[0] .. frames[1]-1`` of it, at one tier."""
+
+    scene: SceneInfo
+    visual: VisualSegment
+    quality: Quality
+    jpeg_quality: int | None
+    frames: tuple[int, int] | None = None
 
 
-def _init_worker(adapter: str, params: dict[str, Any]) -> None:
-    global _animator
-    from models.registry import load_adapter
+@dataclass
+class Drawn:
+    frames: FrameList
+    #: Seconds the worker spent drawing (excludes queueing and transfer).
+    elapsed_s: float
+    #: How many times a dead worker was replaced while drawing this job.
+    retries: int = 0
 
-    _animator = load_adapter("video", adapter, params)
-    _animator.warm_up()
+
+class Drawer(Protocol):
+    def warm_up(self) -> None: ...
+
+    def draw(self, job: DrawJob) -> Drawn: ...
+
+    def shutdown(self) -> None: ...
 
 
-def _draw(scene: SceneInfo, visual: VisualSegment, quality: Quality, jpeg_quality: int | None) -> tuple[FrameList, float]:
+def draw_with(animator: Any, job: DrawJob) -> Drawn:
+    """Draw a job with an animator in this process: shared by every backend."""
     from pipelines.episode import rgb_to_i420
 
     t0 = time.perf_counter()
-    frames = [rgb_to_i420(f) for f in _animator.render(scene, visual, quality)]
+    frames = [rgb_to_i420(f) for f in animator.render(job.scene, job.visual, job.quality, frames=job.frames)]
     elapsed = time.perf_counter() - t0
-    stored = FrameList.raw(frames) if jpeg_quality is None else FrameList.compress(frames, jpeg_quality)
-    return stored, elapsed
+    stored = FrameList.raw(frames) if job.jpeg_quality is None else FrameList.compress(frames, job.jpeg_quality)
+    return Drawn(stored, elapsed)
+
+
+def prepare(animator: Any, qualities: Sequence[Quality]) -> None:
+    """Warm an animator up for every tier it may be asked for (its studios, from disk when cached)."""
+    animator.warm_up()
+    if hasattr(animator, "prepare"):
+        animator.prepare(qualities)
+
+
+class ThreadDrawer:
+    """Draws in the calling thread with the process-wide animator."""
+
+    def __init__(self, adapter: str, params: dict[str, Any], qualities: Sequence[Quality] = ()) -> None:
+        from models.registry import load_adapter
+
+        self.animator = load_adapter("video", adapter, params)
+        self.qualities = tuple(qualities)
+
+    def warm_up(self) -> None:
+        prepare(self.animator, self.qualities)
+
+    def draw(self, job: DrawJob) -> Drawn:
+        return draw_with(self.animator, job)
+
+    def shutdown(self) -> None:
+        pass
+
+
+_animator: Any = None
+#: Test hook: this worker process sleeps this many times its drawing time after each job (0: none).
+_slowdown = 0.0
+
+
+def _init_worker(adapter: str, params: dict[str, Any], nice: int, qualities: tuple[Quality, ...]) -> None:
+    global _animator
+    from models.registry import load_adapter
+
+    if nice:
+        os.nice(nice)
+    _animator = load_adapter("video", adapter, params)
+    prepare(_animator, qualities)
+
+
+def _draw_in_process(job: DrawJob) -> Drawn:
+    drawn = draw_with(_animator, job)
+    if _slowdown:
+        pause = _slowdown * drawn.elapsed_s
+        time.sleep(pause)
+        drawn.elapsed_s += pause
+    return drawn
+
+
+def _set_slowdown(factor: float) -> int:
+    global _slowdown
+    _slowdown = factor
+    return os.getpid()
 
 
 def _ping() -> int:
-    return 1
+    return os.getpid()
 
 
-class DrawingProcesses:
-    """One worker process per calling thread (the video pool's threads)."""
+class ProcessDrawer:
+    """One worker process for one slot, replaced when it dies."""
 
-    def __init__(self, adapter: str, params: dict[str, Any]) -> None:
+    def __init__(self, adapter: str, params: dict[str, Any], nice: int = 0, qualities: Sequence[Quality] = ()) -> None:
         self.adapter = adapter
         self.params = params
-        self._local = threading.local()
-        self._all: list[ProcessPoolExecutor] = []
-        self._lock = threading.Lock()
+        self.nice = nice
+        self.qualities = tuple(qualities)
         self.restarts = 0
         # spawn, not fork: the parent runs llama.cpp and onnxruntime threads.
         self._ctx = multiprocessing.get_context("spawn")
+        self._lock = threading.Lock()
+        self._pool: ProcessPoolExecutor | None = None
 
-    def _new(self) -> ProcessPoolExecutor:
-        pool = ProcessPoolExecutor(max_workers=1, mp_context=self._ctx, initializer=_init_worker,
-                                   initargs=(self.adapter, self.params))
+    def _current(self) -> ProcessPoolExecutor:
         with self._lock:
-            self._all.append(pool)
-        return pool
-
-    def _pool(self) -> ProcessPoolExecutor:
-        pool = getattr(self._local, "pool", None)
-        if pool is None:
-            pool = self._local.pool = self._new()
-        return pool
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(max_workers=1, mp_context=self._ctx, initializer=_init_worker,
+                                                 initargs=(self.adapter, self.params, self.nice, self.qualities))
+            return self._pool
 
     def warm_up(self) -> None:
-        self._pool().submit(_ping).result()
+        self._current().submit(_ping).result()
 
-    def pids(self) -> list[int]:
-        with self._lock:
-            return [p.pid for pool in self._all for p in (pool._processes or {}).values()]  # noqa: SLF001
+    def pid(self) -> int | None:
+        pool = self._pool
+        procs = list((pool._processes or {}).values()) if pool is not None else []  # noqa: SLF001
+        return procs[0].pid if procs else None
 
-    def draw(self, scene: SceneInfo, visual: VisualSegment, quality: Quality, jpeg_quality: int | None) -> tuple[FrameList, float, int]:
-        """Frames of one segment, drawing time, and how many times a dead process was replaced."""
+    def set_slowdown(self, factor: float) -> int:
+        """Make this worker ``1 + factor`` times slower (tests: a worker that degrades mid-episode).
+
+        The call waits for the job the worker is drawing; returns its pid."""
+        return self._current().submit(_set_slowdown, factor).result()
+
+    def draw(self, job: DrawJob) -> Drawn:
         retries = 0
         while True:
-            pool = self._pool()
+            pool = self._current()
             try:
-                frames, elapsed = pool.submit(_draw, scene, visual, quality, jpeg_quality).result()
-                return frames, elapsed, retries
+                drawn = pool.submit(_draw_in_process, job).result()
+                drawn.retries = retries
+                return drawn
             except BrokenProcessPool:
                 if retries >= 2:
                     raise
                 retries += 1
                 self.restarts += 1
-                log.warning("a drawing process died on segment %d; starting a new one and drawing it again", visual.index)
+                log.warning("a drawing process died on segment %d; starting a new one and drawing it again",
+                            job.visual.index)
+                with self._lock:
+                    if self._pool is pool:
+                        self._pool = None
                 pool.shutdown(wait=False, cancel_futures=True)
-                self._local.pool = self._new()
 
     def shutdown(self) -> None:
         with self._lock:
-            for pool in self._all:
-                pool.shutdown(wait=False, cancel_futures=True)
-            self._all.clear()
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+def make_drawer(pool: Any, adapter: str, params: dict[str, Any], deployment: Any, index: int) -> Drawer:
+    """The drawer for worker ``index`` of ``pool`` (a PoolSpec), warmed for the deployment's ladder."""
+    qualities = deployment.quality.qualities()
+    if pool.backend == "thread":
+        return ThreadDrawer(adapter, params, qualities)
+    if pool.backend == "ray":
+        from pipelines.ray_workers import RayDrawer
+
+        return RayDrawer(pool, adapter, params, deployment.ray, index)
+    return ProcessDrawer(adapter, params, nice=pool.nice, qualities=qualities)

@@ -26,7 +26,7 @@ from pipelines.episode import EpisodeRequest
 from pipelines.executors import StagePools
 from pipelines.playout import Playhead
 from server.access import AccessConfigError, AccessPolicy
-from server.episodes import Episode, EpisodeManager, InsufficientStorage
+from server.episodes import Episode, EpisodeManager, InsufficientStorage, Overloaded
 from server.limits import BodySizeLimit
 from server.problems import install_problem_handlers
 from server.webrtc import InvalidOffer, Viewer, WebRTCGateway
@@ -55,6 +55,9 @@ class EpisodeCreate(BaseModel):
     duration_s: float = Field(60, ge=10, le=1800, description="Target length in seconds")
     style: Literal["conversational", "explainer", "debate", "interview"] = "conversational"
     quality: str | None = Field(None, description="A tier name from the quality ladder, e.g. 360p")
+    policy: Literal["adaptive", "static", "static-high", "static-low", "fifo", "batch"] | None = Field(
+        None, description="Quality policy for this episode (default: the deployment's), for comparisons")
+    wait: bool = Field(False, description="When the server is at capacity, queue the episode instead of a 503")
 
     @field_validator("topic")
     @classmethod
@@ -168,10 +171,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise HTTPException(422, f"quality: unknown tier {body.quality!r}; allowed: {tiers}")
         generating = sum(1 for e in mgr.episodes.values() if e.owner == who and e.status == "generating")
         state.access.admit_create(who, generating)
+        request = EpisodeRequest(topic=body.topic, duration_s=body.duration_s, style=body.style,
+                                 quality=body.quality, policy=body.policy)
         try:
-            return mgr.create(EpisodeRequest(topic=body.topic, duration_s=body.duration_s, style=body.style, quality=body.quality), owner=who)
+            return mgr.create(request, owner=who, wait=body.wait)
         except InsufficientStorage as exc:
             raise HTTPException(507, str(exc)) from None
+        except Overloaded as exc:
+            raise _overloaded(exc) from None
 
     # ---------------------------------------------------------------- health
     @app.get("/healthz", tags=["ops"])
@@ -190,17 +197,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.post("/api/episodes", status_code=201, tags=["episodes"])
     async def post_episode(body: EpisodeCreate, request: Request) -> JSONResponse:
         episode = create_episode(body, state.access.identify(request))
-        data = episode.summary() | {"urls": _urls(episode)}
-        return JSONResponse(data, status_code=201, headers={"Location": f"/api/episodes/{episode.id}"})
+        # 202: queued, it starts when there is room (``queue_position`` says how soon).
+        code = 202 if episode.status == "queued" else 201
+        return JSONResponse(describe(episode), status_code=code, headers={"Location": f"/api/episodes/{episode.id}"})
+
+    def describe(episode: Episode) -> dict[str, Any]:
+        return episode.summary() | {"urls": _urls(episode), "queue_position": manager().queue_position(episode.id)}
 
     @app.get("/api/episodes", tags=["episodes"])
     async def list_episodes() -> dict[str, Any]:
-        return {"episodes": [e.summary() | {"urls": _urls(e)} for e in manager().list()]}
+        return {"episodes": [describe(e) for e in manager().list()]}
+
+    @app.get("/api/admission", tags=["ops"])
+    async def admission() -> dict[str, Any]:
+        """Would a new episode be admitted now, and the load behind the answer."""
+        mgr = manager()
+        return mgr.admit().to_dict() | {"queued": len(mgr.queue)}
 
     @app.get("/api/episodes/{episode_id}", tags=["episodes"])
     async def get_episode(episode_id: str) -> dict[str, Any]:
         episode = _episode_or_404(state, episode_id)
-        return episode.summary() | {"urls": _urls(episode), "viewer_stats": episode.viewer_stats[-20:]}
+        return describe(episode) | {"viewer_stats": episode.viewer_stats[-20:]}
 
     @app.delete("/api/episodes/{episode_id}", status_code=204, tags=["episodes"])
     async def delete_episode(episode_id: str, request: Request) -> PlainTextResponse:
@@ -223,7 +240,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise HTTPException(409, str(exc)) from None
         except InsufficientStorage as exc:
             raise HTTPException(507, str(exc)) from None
-        return JSONResponse(episode.summary() | {"urls": _urls(episode)}, status_code=202)
+        except Overloaded as exc:
+            raise _overloaded(exc) from None
+        return JSONResponse(describe(episode), status_code=202)
 
     @app.get("/api/episodes/{episode_id}/transcript", tags=["episodes"])
     async def transcript(episode_id: str) -> dict[str, Any]:
@@ -335,11 +354,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return page("index.html")
 
     @app.get("/watch", response_class=HTMLResponse, include_in_schema=False)
-    async def watch_new(request: Request, topic: str = "", duration_s: float = 60, style: str = "conversational", quality: str | None = None) -> HTMLResponse:
+    async def watch_new(request: Request, topic: str = "", duration_s: float = 60, style: str = "conversational",
+                        quality: str | None = None, policy: str | None = None) -> HTMLResponse:
         if not topic.strip():
             return page("index.html", error="Give a topic: /watch?topic=why+the+sky+is+blue")
         try:
-            body = EpisodeCreate(topic=topic, duration_s=duration_s, style=style, quality=quality)
+            # A viewer in a browser would rather wait in the queue than read an error.
+            body = EpisodeCreate(topic=topic, duration_s=duration_s, style=style, quality=quality, policy=policy, wait=True)
         except ValueError as exc:
             return page("index.html", error=f"Cannot start this episode: {exc}")
         try:
@@ -354,6 +375,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return page("watch.html", episode=episode.id, created=False, topic=episode.request.topic, iceServers=settings.ice_servers or [])
 
     return app
+
+
+def _overloaded(exc: Overloaded) -> HTTPException:
+    """503 with Retry-After; the problem detail says why (load, startup prediction)."""
+    return HTTPException(503, str(exc), headers={"Retry-After": str(exc.verdict.retry_after_s)})
 
 
 def parse_ice_servers(text: str) -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 import asyncio
 import logging
 import os
@@ -61,7 +62,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
-    """Prepare model files (assemble the chunked GGUF) so the first request pays nothing."""
+    """Prepare model files (assemble the chunked GGUF) and the video studios so the first request pays nothing."""
     from models.gguf_models import resolve_model
 
     workflow, deployment = _load_configs(args)
@@ -69,6 +70,15 @@ def cmd_setup(args: argparse.Namespace) -> int:
     if spec.adapter == "llama_cpp":
         path = resolve_model(spec.params.get("model", "gemma3-270m"), None)
         print(f"script model ready: {path}")
+    video = deployment.tasks.get(workflow.task_of_kind("video"))
+    if video is not None:
+        from models.registry import load_adapter
+        from pipelines.workers import prepare
+
+        t0 = time.perf_counter()
+        prepare(load_adapter("video", video.adapter, video.params), deployment.quality.qualities())
+        print(f"video studios ready for {', '.join(t.name for t in deployment.quality.ladder)} "
+              f"({time.perf_counter() - t0:.1f} s)")
     return 0
 
 

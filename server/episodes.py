@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipelines.admission import Admission, Load, Verdict
 from pipelines.archive import Mp4Writer
 from pipelines.config import Deployment
 from pipelines.episode import EpisodeError, EpisodeRequest, EpisodeRuntime, ReadySegment
@@ -29,9 +30,19 @@ from server.store import EpisodeStore, StoreError
 
 log = logging.getLogger(__name__)
 
-STATUSES = ("generating", "finished", "failed", "cancelled", "interrupted")
+STATUSES = ("queued", "generating", "finished", "failed", "cancelled", "interrupted")
 #: New episodes are refused below this much free disk (an archive is tens of MB).
 MIN_FREE_BYTES = 512 * 1024 * 1024
+
+
+class Overloaded(RuntimeError):
+    """Admission control refused a new episode; ``verdict`` says why and when to retry."""
+
+    def __init__(self, verdict: Verdict, queue_full: bool = False) -> None:
+        self.verdict = verdict
+        why = "the wait queue is full" if queue_full else verdict.reason
+        super().__init__(f"the server is at capacity: {why}. Retry in about {verdict.retry_after_s} s, "
+                         "or send \"wait\": true to be queued.")
 
 
 class InsufficientStorage(RuntimeError):
@@ -45,6 +56,8 @@ class Episode:
     directory: Path
     created_wall: float = field(default_factory=time.time)
     created: float = field(default_factory=time.monotonic)
+    #: When generation began (later than ``created`` for a queued episode).
+    started: float | None = None
     status: str = "generating"
     error: str | None = None
     title: str = ""
@@ -69,7 +82,8 @@ class Episode:
         return {
             "id": self.id,
             "request": {"topic": self.request.topic, "duration_s": self.request.duration_s,
-                        "style": self.request.style, "quality": self.request.quality},
+                        "style": self.request.style, "quality": self.request.quality,
+                        "policy": self.request.policy},
             "created_at": self.created_wall,
             "owner": self.owner,
             "status": self.status,
@@ -109,6 +123,7 @@ class Episode:
             "duration_s": self.request.duration_s,
             "style": self.request.style,
             "quality": self.request.quality,
+            "policy": self.request.policy,
             "status": self.status,
             "error": self.error,
             "created_at": self.created_wall,
@@ -156,7 +171,24 @@ class EpisodeManager:
         # x264 encoding of the archive must never block the event loop that paces WebRTC.
         self._archive_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sw-archive")
         self._stopping = False
+        #: Episodes waiting for admission, oldest first.
+        self.queue: list[str] = []
+        self._pump_task: asyncio.Task | None = None
+        self.admission = self._admission(deployment, pools)
         self._restore()
+
+    @staticmethod
+    def _admission(deployment: Deployment, pools: StagePools) -> Admission:
+        q = deployment.quality
+        archive = q.default
+        stage_rtf: dict[str, float] = {}
+        profile = pools.profile
+        if profile is not None:
+            stage_rtf = {"script": profile.script.rtf, "speech": profile.speech.rtf}
+            if archive in profile.encode:
+                stage_rtf["encode"] = profile.encode[archive].rtf
+        return Admission(deployment.runtime.admission, stage_rtf, pools.video_costs.rtf,
+                         q.floor or q.ladder[0].name, deployment.runtime.startup_target_s)
 
     # ------------------------------------------------------------------ persistence
     def _restore(self) -> None:
@@ -166,7 +198,8 @@ class EpisodeManager:
                 req = rec["request"]
                 episode = Episode(
                     id=rec["id"],
-                    request=EpisodeRequest(topic=req["topic"], duration_s=req["duration_s"], style=req["style"], quality=req.get("quality")),
+                    request=EpisodeRequest(topic=req["topic"], duration_s=req["duration_s"], style=req["style"],
+                                           quality=req.get("quality"), policy=req.get("policy")),
                     directory=self.media_dir / rec["id"],
                     created_wall=rec["created_at"],
                     status=rec["status"],
@@ -189,7 +222,7 @@ class EpisodeManager:
             except (KeyError, TypeError, ValueError) as exc:
                 log.warning("skipping a stored episode that cannot be read: %s", exc)
                 continue
-            if episode.status == "generating":
+            if episode.status in ("generating", "queued"):
                 episode.status = "interrupted"
                 episode.error = ("the server stopped while this episode was being generated; "
                                  f"re-run it with POST /api/episodes/{episode.id}/rerun")
@@ -237,19 +270,69 @@ class EpisodeManager:
                 f"{self.min_free_bytes // 2**20} MiB. Delete old episodes (DELETE /api/episodes/{{id}}) or free disk space."
             )
 
-    def create(self, request: EpisodeRequest, episode_id: str | None = None, owner: str = "local") -> Episode:
+    def loads(self) -> list[Load]:
+        """What every episode asks of the machine now: generation and viewers' streams."""
+        out = []
+        for e in self.episodes.values():
+            generating = e.status == "generating"
+            if not generating and not e.viewers:
+                continue
+            runtime = e.runtime
+            remaining = max(0.0, e.request.duration_s - e.buffer.end / 48_000) if generating else 0.0
+            out.append(Load(generating, e.viewers, remaining, bool(runtime and runtime.at_risk)))
+        return out
+
+    def admit(self) -> Verdict:
+        return self.admission.check(self.loads())
+
+    def create(self, request: EpisodeRequest, episode_id: str | None = None, owner: str = "local",
+               wait: bool = False) -> Episode:
+        """Start an episode, queue it (``wait``) when the server is full, or raise Overloaded."""
         self.check_disk()
+        verdict = self.admit() if not self.queue else None
+        if verdict is None or not verdict.admit:
+            if not wait or len(self.queue) >= self.deployment.runtime.admission.max_queue:
+                raise Overloaded(verdict or self.admit(), queue_full=wait)
         episode_id = episode_id or secrets.token_urlsafe(12)
         episode = Episode(id=episode_id, request=request, directory=self.media_dir / episode_id, owner=owner)
         episode.directory.mkdir(parents=True, exist_ok=True)
         episode.transcript.hosts = tuple(h.name for h in self.deployment.hosts)
-        episode.runtime = EpisodeRuntime(
-            self.models, self.deployment, self.pools, request, timeline=episode.timeline
-        )
         self.episodes[episode_id] = episode
-        self._save(episode)
-        episode.task = asyncio.create_task(self._produce(episode), name=f"episode-{episode_id}")
+        if verdict is not None and verdict.admit:
+            self._start(episode)
+        else:
+            episode.status = "queued"
+            self.queue.append(episode_id)
+            self._save(episode)
+            if self._pump_task is None or self._pump_task.done():
+                self._pump_task = asyncio.create_task(self._pump(), name="admission-queue")
         return episode
+
+    def _start(self, episode: Episode) -> None:
+        episode.status = "generating"
+        episode.started = time.monotonic()
+        episode.runtime = EpisodeRuntime(
+            self.models, self.deployment, self.pools, episode.request, timeline=episode.timeline
+        )
+        episode.buffer.hold_until_finished = episode.runtime.policy == "batch"
+        self._save(episode)
+        episode.task = asyncio.create_task(self._produce(episode), name=f"episode-{episode.id}")
+
+    async def _pump(self, interval_s: float = 1.0) -> None:
+        """Start queued episodes, oldest first, as soon as admission lets each in."""
+        while self.queue and not self._stopping:
+            head = self.episodes.get(self.queue[0])
+            if head is None or head.status != "queued":
+                self.queue.pop(0)
+                continue
+            if self.admit().admit:
+                self.queue.pop(0)
+                self._start(head)
+                continue
+            await asyncio.sleep(interval_s)
+
+    def queue_position(self, episode_id: str) -> int | None:
+        return self.queue.index(episode_id) + 1 if episode_id in self.queue else None
 
     def rerun(self, episode_id: str) -> Episode:
         """Generate an interrupted, failed or cancelled episode again, under the same id."""
@@ -269,6 +352,8 @@ class EpisodeManager:
         episode = self.episodes.pop(episode_id, None)
         if episode is None:
             return False
+        if episode_id in self.queue:
+            self.queue.remove(episode_id)
         if episode.task and not episode.task.done():
             episode.task.cancel()
             try:
@@ -332,6 +417,17 @@ class EpisodeManager:
     async def shutdown(self) -> None:
         """Stop generating; what was running is kept as interrupted, ready to re-run."""
         self._stopping = True
+        if self._pump_task is not None:
+            self._pump_task.cancel()
+        for episode_id in self.queue:
+            queued = self.episodes.get(episode_id)
+            if queued is not None:
+                queued.status = "interrupted"
+                queued.error = ("the server shut down while this episode waited for capacity; "
+                                f"re-run it with POST /api/episodes/{episode_id}/rerun")
+                queued.buffer.finish(queued.error)
+                self._save(queued)
+        self.queue.clear()
         for episode in list(self.episodes.values()):
             if episode.task and not episode.task.done():
                 episode.task.cancel()

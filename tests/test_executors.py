@@ -5,7 +5,7 @@ import time
 import pytest
 from conftest import run_async
 
-from pipelines.executors import StagePool
+from pipelines.executors import Slot, StagePool, current_slot
 
 
 async def _order_of(pool: StagePool, deadlines: list[float | None]) -> list[int]:
@@ -48,3 +48,75 @@ def test_errors_reach_the_caller_and_the_pool_keeps_working():
 
     assert run_async(scenario()) == 42
     pool.shutdown()
+
+
+def test_the_fastest_free_worker_takes_the_most_urgent_job():
+    """Heterogeneous pools: with a fast and a slow worker free, the urgent job goes to the fast one."""
+    slots = [Slot("cheap-0", "cheap", speed=0.5), Slot("fast-0", "fast", speed=2.0)]
+    pool = StagePool("video", order="edf", slots=slots)
+
+    async def scenario():
+        gate = threading.Event()
+
+        def hold() -> str:
+            gate.wait()
+            return current_slot().name
+
+        now = time.monotonic()
+        await asyncio.sleep(0.05)  # both workers idle
+        urgent = asyncio.create_task(pool.run(hold, deadline=now + 1))
+        await asyncio.sleep(0.05)
+        late = asyncio.create_task(pool.run(hold, deadline=now + 9))
+        await asyncio.sleep(0.05)
+        gate.set()
+        return await urgent, await late
+
+    for _ in range(5):  # whichever worker wakes first, the assignment is the same
+        assert run_async(scenario()) == ("fast-0", "cheap-0")
+    pool.shutdown()
+
+
+def test_backlog_counts_queued_work_ahead_of_a_deadline():
+    pool = StagePool("video", 1, order="edf")
+
+    async def scenario():
+        gate = threading.Event()
+        blocker = asyncio.create_task(pool.run(gate.wait, cost_s=1.0))
+        await asyncio.sleep(0.05)
+        now = time.monotonic()
+        jobs = [asyncio.create_task(pool.run(lambda: None, deadline=now + d, cost_s=c))
+                for d, c in ((2, 0.5), (5, 2.0), (9, 4.0))]
+        await asyncio.sleep(0.05)
+        ahead_of_6 = pool.backlog_s(now + 6)
+        everything = pool.backlog_s()
+        gate.set()
+        await asyncio.gather(blocker, *jobs)
+        return ahead_of_6, everything, pool.backlog_s()
+
+    ahead_of_6, everything, after = run_async(scenario())
+    pool.shutdown()
+    # The running job's remaining second (less the ~0.1 s it has run) plus 0.5 + 2.0 queued before t+6.
+    assert 3.3 < ahead_of_6 <= 3.5
+    assert 7.3 < everything <= 7.5
+    assert after == 0.0
+
+
+@pytest.mark.parametrize("backup_runs", [True, False])
+def test_a_free_worker_backs_up_a_straggling_job(backup_runs):
+    slots = [Slot("a", "video"), Slot("b", "video")]
+    pool = StagePool("video", order="edf", slots=slots, backup_runs=backup_runs)
+    release = threading.Event()
+
+    def draw() -> str:
+        if current_slot().name == "a":
+            release.wait(2)  # worker a is stuck far past the 0.1 s predicted
+        return current_slot().name
+
+    async def scenario():
+        return await pool.run(draw, deadline=time.monotonic() + 5, cost_s=0.1)
+
+    try:
+        assert run_async(scenario()) == ("b" if backup_runs else "a")
+    finally:
+        release.set()
+        pool.shutdown()
