@@ -1,0 +1,220 @@
+"""Quality policies under load: 1..4 concurrent live episodes, each watched in headless Chromium.
+
+For every policy (adaptive, static-high, static, static-low, fifo, batch) and every
+concurrency level, a fresh server process is started, N viewers open /watch at
+once, and each episode is watched to its end. Per run it reports TTFF p50/p95,
+time to first speech, stall ratio (the browser's freeze time / played time), the
+share of frames drawn at the top tier and at the highest tier one episode
+sustains alone, CPU-seconds per episode-minute (the server's process tree), and
+how many episodes admission control queued. A table (markdown) and a plot (PNG).
+
+Figures, never assertions: the machine is noisy. Usage:
+    .venv/bin/python bench/adaptive.py [--levels 1,2,3,4] [--duration 180]
+        [--policies adaptive,static-high,static,static-low,fifo,batch] [--json out.json] [--png docs/img/adaptive.png]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.startup import TOPICS, pct, wait_for  # noqa: E402
+from pipelines.config import load_deployment  # noqa: E402
+from server.harness import CHROMIUM, CHROMIUM_ARGS, start_server  # noqa: E402
+
+POLICIES = ["adaptive", "static-high", "static", "static-low", "fifo", "batch"]
+
+
+def _tree_cpu_s(pid: int) -> float:
+    """CPU seconds used so far by a process and its live children (drawing workers)."""
+    total = 0.0
+    try:
+        root = psutil.Process(pid)
+        for p in [root, *root.children(recursive=True)]:
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system + t.children_user + t.children_system
+            except psutil.NoSuchProcess:
+                pass
+    except psutil.NoSuchProcess:
+        pass
+    return total
+
+
+def _frames_by_tier(timeline: dict, fps_of: dict[str, int]) -> dict[str, int]:
+    """Frames drawn per tier, from the episode's video spans (parts of split segments add up)."""
+    frames: dict[str, int] = {}
+    for span in timeline.get("spans", []):
+        if span.get("stage") != "video" or span.get("segment") is None or not span.get("tier"):
+            continue
+        tier = span["tier"]
+        frames[tier] = frames.get(tier, 0) + round(float(span.get("media_s") or 0.0) * fps_of.get(tier, 25))
+    return frames
+
+
+def run_level(browser, base: str, client: httpx.Client, pid: int, policy: str, n: int, duration: float) -> dict:
+    context = browser.new_context(viewport={"width": 960, "height": 540})
+    pages = []
+    cpu0 = _tree_cpu_s(pid)
+    t0 = time.monotonic()
+    for i in range(n):
+        page = context.new_page()
+        topic = TOPICS[(i + n * 3) % len(TOPICS)]
+        page.goto(f"{base}/watch?topic={topic.replace(' ', '+')}&duration_s={duration:g}&policy={policy}",
+                  wait_until="commit")
+        pages.append(page)
+    for page in pages:
+        wait_for(page, "window.STREAMWISE && window.STREAMWISE.episode", 30)
+    episodes = [page.evaluate("window.STREAMWISE.episode") for page in pages]
+    queued = sum(client.get(f"/api/episodes/{e}").json()["status"] == "queued" for e in episodes)
+    limit = t0 + duration * (3 if policy == "batch" else 1.5) + 120
+    while time.monotonic() < limit:
+        states = [page.inner_text("#state") for page in pages]
+        if all(s == "ended" for s in states):
+            break
+        time.sleep(1.0)
+    metrics = [page.evaluate("window.streamwiseMetrics") or {} for page in pages]
+    ended = sum(page.inner_text("#state") == "ended" for page in pages)
+    cpu = _tree_cpu_s(pid) - cpu0
+    context.close()
+    deployment = load_deployment()
+    ladder = [t.name for t in deployment.quality.ladder]
+    fps_of = {t.name: t.fps for t in deployment.quality.ladder}
+    frames: dict[str, int] = {}
+    media_s = 0.0
+    for e in episodes:
+        for tier, count in _frames_by_tier(client.get(f"/api/episodes/{e}/timeline").json(), fps_of).items():
+            frames[tier] = frames.get(tier, 0) + count
+        media_s += client.get(f"/api/episodes/{e}").json()["progress"]["buffered_s"]
+        client.delete(f"/api/episodes/{e}")
+    played = sum(float(m.get("playedSeconds") or 0.0) for m in metrics)
+    frozen = sum(float(m.get("totalFreezesDuration") or 0.0) for m in metrics)
+    return {
+        "policy": policy, "episodes": n, "queued": queued,
+        "ttff_s": [m.get("ttffSeconds") for m in metrics],
+        "first_speech_s": [m.get("firstSpeechSeconds") for m in metrics],
+        "freezes": sum(int(m.get("freezeCount") or 0) for m in metrics),
+        "played_s": played, "frozen_s": frozen,
+        "stall_ratio": frozen / played if played else None,
+        "frames_by_tier": {t: frames.get(t, 0) for t in ladder},
+        "cpu_s": cpu, "media_s": media_s,
+        "cpu_s_per_episode_min": cpu / (media_s / 60) if media_s else None,
+        "ended": ended,
+    }
+
+
+def _share(row: dict, tiers: list[str]) -> float | None:
+    total = sum(row["frames_by_tier"].values())
+    return sum(row["frames_by_tier"].get(t, 0) for t in tiers) / total if total else None
+
+
+def sustained_alone(rows: list[dict], ladder: list[str]) -> str:
+    """The highest tier a static policy held with one episode and no stall."""
+    static_tier = {"static-high": ladder[-1], "static-low": ladder[0]}
+    best = ladder[0]
+    for row in rows:
+        tier = static_tier.get(row["policy"])
+        if row["episodes"] == 1 and tier and not row["freezes"] and ladder.index(tier) > ladder.index(best):
+            best = tier
+    return best
+
+
+def report(rows: list[dict], ladder: list[str], duration: float) -> str:
+    alone = sustained_alone(rows, ladder)
+    at_or_above = ladder[ladder.index(alone):]
+    out = [f"\n### Policies under load ({duration:g} s episodes, each watched in headless Chromium)\n",
+           f"Highest tier one episode sustains alone here: **{alone}**.\n",
+           "| policy | episodes | queued | TTFF p50 / p95 | first speech p50 | stall ratio (freezes) "
+           f"| frames at {ladder[-1]} | frames at >= {alone} | CPU-s per episode-min |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        ttff = [v for v in r["ttff_s"] if v is not None]
+        speech = [v for v in r["first_speech_s"] if v is not None]
+        top, good = _share(r, [ladder[-1]]), _share(r, at_or_above)
+        ratio, cpu = r["stall_ratio"], r["cpu_s_per_episode_min"]
+        out.append(
+            f"| {r['policy']} | {r['episodes']} | {r['queued']} | {pct(ttff, .5):.2f} / {pct(ttff, .95):.2f} s "
+            f"| {pct(speech, .5):.2f} s | {'n/a' if ratio is None else f'{ratio:.4f}'} ({r['freezes']}) "
+            f"| {'n/a' if top is None else f'{top:.0%}'} | {'n/a' if good is None else f'{good:.0%}'} "
+            f"| {'n/a' if cpu is None else f'{cpu:.1f}'} |")
+    return "\n".join(out)
+
+
+def plot(rows: list[dict], ladder: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    policies = list(dict.fromkeys(r["policy"] for r in rows))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    for policy in policies:
+        rs = sorted((r for r in rows if r["policy"] == policy), key=lambda r: r["episodes"])
+        n = [r["episodes"] for r in rs]
+        axes[0].plot(n, [pct([v for v in r["ttff_s"] if v is not None], .95) for r in rs], marker="o", label=policy)
+        axes[1].plot(n, [r["stall_ratio"] or 0.0 for r in rs], marker="o", label=policy)
+        axes[2].plot(n, [(_share(r, [ladder[-1]]) or 0.0) * 100 for r in rs], marker="o", label=policy)
+    axes[0].set(title="TTFF p95 (s)", xlabel="concurrent episodes")
+    axes[0].axhline(1.0, color="grey", lw=0.8, ls="--")
+    axes[1].set(title="stall ratio", xlabel="concurrent episodes")
+    axes[2].set(title=f"frames at {ladder[-1]} (%)", xlabel="concurrent episodes")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.set_xticks(sorted({r["episodes"] for r in rows}))
+    axes[2].legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--levels", default="1,2,3,4", help="concurrent episodes, comma-separated")
+    parser.add_argument("--duration", type=float, default=180.0, help="seconds per episode")
+    parser.add_argument("--policies", default=",".join(POLICIES))
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--png", type=Path, default=None)
+    args = parser.parse_args()
+    levels = [int(v) for v in args.levels.split(",")]
+    policies = args.policies.split(",")
+    ladder = [t.name for t in load_deployment().quality.ladder]
+
+    from playwright.sync_api import sync_playwright
+
+    rows = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        for policy in policies:
+            for n in levels:
+                # A fresh server per run: measured costs and caches start the same for every policy.
+                with tempfile.TemporaryDirectory() as tmp:
+                    server = start_server(Path(tmp))
+                    try:
+                        server.wait_ready()
+                        with httpx.Client(base_url=server.url, timeout=30) as client:
+                            print(f"{policy}, {n} episode(s)...", file=sys.stderr)
+                            row = run_level(browser, server.url, client, server.process.pid, policy, n, args.duration)
+                    finally:
+                        server.stop()
+                rows.append(row)
+                print(report([row], ladder, args.duration).splitlines()[-1], file=sys.stderr)
+        browser.close()
+    print(report(rows, ladder, args.duration))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(rows, indent=2))
+    if args.png:
+        plot(rows, ladder, args.png)
+        print(f"\nplot: {args.png}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
