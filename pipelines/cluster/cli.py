@@ -5,7 +5,13 @@ import argparse
 import json
 import sys
 
-from .profiles import GPU_TYPES, ProfileError, Workload, load_local_profiles, reference_profiles
+from .profiles import (
+    GPU_TYPES,
+    ProfileError,
+    Workload,
+    load_local_profiles,
+    reference_profiles,
+)
 
 
 def add_plan_command(sub: argparse._SubParsersAction) -> None:
@@ -17,6 +23,11 @@ def add_plan_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--objective", choices=("cost", "ttff_cost"), default="cost")
     p.add_argument("--solver", choices=("heuristic", "milp"), default="heuristic")
     p.add_argument("--reserved", action="store_true", help="reserved instead of spot prices")
+    p.add_argument("--min-high-quality", type=float, default=0.9, metavar="SHARE",
+                   help="least share of frames at high quality; the rest start low (default 0.9)")
+    p.add_argument("--billing", choices=("paper", "startup-pool"), default="paper",
+                   help="paper: every server billed for the whole run (default); startup-pool: also "
+                        "plans whose startup servers are billed only until their last job")
     p.add_argument("--profile", help="local profile YAML (see pipelines/cluster/profiles.py LOCAL_SCHEMA)")
     p.add_argument("--compare-streamwise", action="store_true", help="add the paper's rows, simulated")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -43,12 +54,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from .calibration import calibrate
-    from .planner import plan, search_steps
+    from .planner import fastest_first_chunk, plan, search_steps
 
     if not args.video_minutes > 0 or args.video_minutes > 600:
         return _fail(f"--video-minutes must be in (0, 600], got {args.video_minutes}")
     if not args.ttff > 0:
         return _fail(f"--ttff must be positive, got {args.ttff}")
+    if not 0.0 <= args.min_high_quality <= 1.0:
+        return _fail(f"--min-high-quality must be in [0, 1], got {args.min_high_quality}")
     gpus = [g.strip().lower() for g in args.gpus.split(",") if g.strip()]
     try:
         workload = Workload.minutes(args.video_minutes)
@@ -63,19 +76,24 @@ def cmd_plan(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     console = Console(stderr=args.json)
     with Progress(console=Console(stderr=True), transient=True, disable=args.json) as bar:
-        task = bar.add_task("searching provisions", total=search_steps(args.objective, n_gpu_types=len(profiles.gpu_types)))
+        task = bar.add_task("searching provisions", total=search_steps(args.objective, n_gpu_types=len(profiles.gpu_types),
+                                                                        billing=args.billing))
         best = plan(profiles, workload, args.ttff, args.objective, args.solver, spot=not args.reserved,
-                    counts=counts, on_step=lambda: bar.advance(task))
+                    counts=counts, on_step=lambda: bar.advance(task), billing=args.billing,
+                    min_high=args.min_high_quality)
     calibration = calibrate(reference_profiles()) if args.compare_streamwise and not args.profile else []
     if args.json:
         print(json.dumps({"calibration": [c.to_json() for c in calibration],
                           "plans": [best.to_json()] if best else []}, indent=2))
         return 0 if best else 1
     if best is None:
-        console.print(f"[red]no plan meets TTFF <= {args.ttff:g} s on {gpus}[/red] (try a larger --ttff)")
+        floor = fastest_first_chunk(profiles, workload)
+        console.print(f"[red]no plan meets TTFF <= {args.ttff:g} s on {', '.join(profiles.gpu_types)}[/red]: the fastest "
+                      f"possible first chunk takes {floor:.2f} s here (every stage on its fastest option, a 9-frame "
+                      f"low-quality first chunk); try a larger --ttff, other --gpus or a lower --min-high-quality")
     else:
         r = best.result
-        console.print(f"[bold]plan[/bold] ({args.objective}, {best.solver}, pipelined): provision "
+        console.print(f"[bold]plan[/bold] ({args.objective}, {best.solver}, pipelined, billing: {args.billing}): provision "
                       + ", ".join(f"{n} x {g.upper()}" for g, n in r.billed_gpus.items()))
         t = Table("stage", "instances")
         for stage, insts in best.allocation.items():
@@ -84,17 +102,20 @@ def cmd_plan(args: argparse.Namespace) -> int:
         if r.startup_window_s > 0:
             console.print(f"startup pool billed for {r.startup_window_s:.1f} s, bulk for {r.total_time_s:.1f} s; "
                           f"every server for the whole episode would cost ${r.cost_strict:.2f}")
-        console.print(f"TTFF {r.ttff_s:.2f} s | TBF {r.tbf_s * 1000:.1f} ms | total {r.total_time_s:.1f} s | "
-                      f"cost ${r.cost:.2f} | energy {r.energy_kwh:.2f} kWh | high-quality frames {r.high_share:.1%} "
-                      f"| first chunks {best.notes}")
+        n = best.notes
+        extra = f", horizon {n['horizon_s']:.0f} s" if n.get("horizon_s") else ""
+        console.print(f"TTFF {r.ttff_s:.2f} s (no stall) | TBF {r.tbf_s * 1000:.1f} ms | total {r.total_time_s:.1f} s | "
+                      f"cost ${r.cost:.2f} | energy {r.energy_kwh:.2f} kWh | high-quality frames {r.high_share:.1%} | "
+                      f"first chunks: lead {list(n.get('lead', ()))} frames, {n.get('low_chunks', 0)} at low quality{extra}")
     if calibration:
-        t = Table("published row", "TTFF pub/sim (s)", "total pub/sim (s)", "cost pub/sim ($)")
+        t = Table("published row", "TTFF pub / paper's formulas (s)", "total pub / formulas (s)",
+                  "cost pub / formulas ($)", "within stated error")
         for c in calibration:
             p, s = c.row, c.simulated
             t.add_row(p.name, f"{p.ttff_s:.1f} / {s.ttff_s:.1f}", f"{p.total_time_s:.0f} / {s.total_time_s:.0f}",
-                      f"{p.cost:.2f} / {s.cost:.2f}")
+                      f"{p.cost:.2f} / {s.cost:.2f}", "yes" if c.within_tolerance() else "no")
         if best:
-            t.add_row("[bold]ours (pipelined)[/bold]", f"- / {best.result.ttff_s:.2f}", f"- / {best.result.total_time_s:.0f}",
-                      f"- / {best.result.cost:.2f}")
+            t.add_row("[bold]ours (simulated, pipelined)[/bold]", f"- / {best.result.ttff_s:.2f}",
+                      f"- / {best.result.total_time_s:.0f}", f"- / {best.result.cost:.2f}", "")
         console.print(t)
     return 0 if best else 1

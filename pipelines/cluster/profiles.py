@@ -14,9 +14,9 @@ from __future__ import annotations
 import csv
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import yaml
 
@@ -103,7 +103,7 @@ class Workload:
     fps: int = FPS_LIPSYNC
 
     @classmethod
-    def minutes(cls, minutes: float) -> "Workload":
+    def minutes(cls, minutes: float) -> Workload:
         """Scale the paper's 10-minute podcast (43 scenes, 172 subscenes)."""
         if not minutes > 0:
             raise ProfileError(f"--video-minutes must be positive, got {minutes}")
@@ -138,7 +138,7 @@ class Profiles:
                 return s
         raise KeyError(name)
 
-    def restrict(self, gpus: list[str]) -> "Profiles":
+    def restrict(self, gpus: list[str]) -> Profiles:
         """Keep only options on ``gpus``; every stage must keep at least one."""
         unknown = [g for g in gpus if g not in self.gpu_types]
         if unknown:

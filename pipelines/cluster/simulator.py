@@ -57,6 +57,8 @@ class SimResult:
     cost_strict: float = 0.0  # every server billed for the whole episode (the paper's rule)
     startup_window_s: float = 0.0  # how long the startup pool is held (0: no startup pool)
     waits: dict[str, list[float]] = field(repr=False, default_factory=dict)  # queueing per stage and job
+    served: dict[str, list[int]] = field(repr=False, default_factory=dict)  # per stage and job: index among
+    # the stage's instances with replicas > 0 (-1: the job skipped the stage)
 
 
 def standard_chunks(workload: Workload, tier: str = "high", lead: tuple[int, ...] = (),
@@ -112,6 +114,8 @@ def simulate(profiles: Profiles, alloc: Allocation, workload: Workload, chunks: 
     barrier = 0.0
     window = 0.0  # end of the startup pool's last job
     wait_log: dict[str, list[float]] = {}
+    served_log: dict[str, list[int]] = {}
+    per_of = {s.name: s.per for s in profiles.stages}
     for stage in profiles.stages:
         insts = [i for i in alloc.get(stage.name, []) if i.replicas > 0]
         if stage.per == "chunk":
@@ -129,28 +133,34 @@ def simulate(profiles: Profiles, alloc: Allocation, workload: Workload, chunks: 
             raise ValueError(f"stage {stage.name!r} has jobs but no instances")
         classes = [(option_of(stage, i), [0.0] * i.replicas, i) for i in insts]
         waits = [0.0] * len(finish)
+        served = [-1] * len(finish)
         chained = stage.per == "scene" and not stage.deps
+        svc_of: dict[Job, list[float]] = {}  # service time per class; jobs repeat (same size and tier)
+        deps = [(done[d], per_of[d]) for d in stage.deps]
         for k, job in jobs:
             ready = barrier if not pipelined else 0.0
-            for d in stage.deps:
-                dep = profiles.stage(d)
-                dk = k if dep.per == stage.per else (chunk_scene[k] if dep.per == "scene" and stage.per == "chunk" else 0)
-                ready = max(ready, done[d][dk])
+            for dep_done, dep_per in deps:
+                dk = k if dep_per == stage.per else (chunk_scene[k] if dep_per == "scene" and stage.per == "chunk" else 0)
+                ready = max(ready, dep_done[dk])
             if chained and k > 0:
                 ready = max(ready, finish[k - 1])
+            svcs = svc_of.get(job)
+            if svcs is None:
+                svcs = svc_of[job] = [opt.service(job) for opt, _, _ in classes]
             best = None
             for ci, (opt, heap, inst) in enumerate(classes):
                 if inst.jobs is not None and not inst.jobs[0] <= k < inst.jobs[1]:
                     continue
-                end = max(heap[0], ready) + opt.service(job)
+                end = max(heap[0], ready) + svcs[ci]
                 if best is None or end < best[0]:
                     best = (end, ci)
             if best is None:
                 raise ValueError(f"stage {stage.name!r}: no instance serves job {k}")
             end, ci = best
             opt, heap, inst = classes[ci]
-            svc = opt.service(job)
+            svc = svcs[ci]
             waits[k] = end - svc - ready
+            served[k] = ci
             heapq.heapreplace(heap, end)
             finish[k] = end
             if inst.startup:
@@ -162,6 +172,7 @@ def simulate(profiles: Profiles, alloc: Allocation, workload: Workload, chunks: 
             finish = [finish[k] if k in ran else prev[k] for k in range(len(chunks))]
         done[stage.name] = finish
         wait_log[stage.name] = waits
+        served_log[stage.name] = served
         barrier = max(barrier, max(finish))
     last = [s for s in profiles.stages if s.per == "chunk"][-1].name
     chunk_done = done[last]
@@ -194,4 +205,4 @@ def simulate(profiles: Profiles, alloc: Allocation, workload: Workload, chunks: 
     idle_j = sum(profiles.idle_watts[g] * max(0.0, held[g] - busy_gpu_s.get(g, 0.0)) for g in bill)
     high = sum(c.frames for c in chunks if c.tier.startswith("high")) / max(1, sum(c.frames for c in chunks))
     return SimResult(ttff, tbf, makespan, first, cost, (busy_j + idle_j) / 3.6e6, used, bill, chunk_done, high,
-                     cost_strict, window, wait_log)
+                     cost_strict, window, wait_log, served_log)
