@@ -250,6 +250,14 @@ class _Gen:
     tokens: int
 
 
+def _failed_start(request: ScriptRequest, hosts: tuple[str, str], exc: Exception) -> Iterator[ScriptEvent]:
+    """The contract's events when llama.cpp fails before the first line: title, hosts, and why it ended."""
+    log.exception("llama.cpp failed before the first line")
+    yield ShowTitle(title=title_from_topic(request.topic))
+    yield HostsAnnounced(hosts=hosts)
+    yield ScriptEnd(reason=f"error: {type(exc).__name__}: {exc}")
+
+
 class LlamaCppWriter:
     """``ScriptWriter`` backed by llama-cpp-python and a local GGUF model.
 
@@ -290,6 +298,7 @@ class LlamaCppWriter:
         prompt_style: str = "auto",
         generate_title: bool = True,
         context_lines: int = 16,
+        contexts: int = 4,
         max_line_words: int = 60,
         min_body_words: int = 4,
         lazy: bool = False,
@@ -326,39 +335,71 @@ class LlamaCppWriter:
         self.model_path: Path | None = None
         self._llm: Any = None
         self._load_lock = threading.Lock()
-        self._gen_lock = threading.Lock()
+        #: Episodes writing at once each get a llama.cpp context of their own (its KV cache
+        #: keeps that episode's transcript); one shared context re-evaluated the whole
+        #: transcript at every switch between episodes (about a second a line on 2 cores).
+        self.contexts = max(1, int(contexts))
+        self._extra: list[Any] = []
+        self._users: dict[int, int] = {}
+        self._gen_locks: dict[int, threading.Lock] = {}
         self.last_stats = StreamStats()
         if not lazy:
             self._load()
 
     # ------------------------------------------------------------------ model
+    def _new_llama(self) -> Any:
+        from llama_cpp import Llama  # heavy import, only when a model is used
+
+        return Llama(
+            model_path=str(self.model_path),
+            n_ctx=self.n_ctx,
+            n_batch=self.n_batch,
+            n_threads=self.n_threads,
+            n_threads_batch=self.n_threads_batch,
+            seed=self.seed if self.seed is not None else random.randrange(2**31),
+            verbose=self.verbose,
+        )
+
     def _load(self) -> Any:
         with self._load_lock:
             if self._llm is None:
-                from llama_cpp import Llama  # heavy import, only when a model is used
-
                 self.model_path = resolve_model(self.model_ref, self.cache_dir)
                 t0 = time.perf_counter()
-                self._llm = Llama(
-                    model_path=str(self.model_path),
-                    n_ctx=self.n_ctx,
-                    n_batch=self.n_batch,
-                    n_threads=self.n_threads,
-                    n_threads_batch=self.n_threads_batch,
-                    seed=self.seed if self.seed is not None else random.randrange(2**31),
-                    verbose=self.verbose,
-                )
+                self._llm = self._new_llama()
                 log.info("loaded %s in %.2fs", self.model_path.name, time.perf_counter() - t0)
                 # Free the model before interpreter teardown: llama.cpp's own finaliser
                 # runs too late then and prints a TypeError on every exit.
                 atexit.register(self.close)
         return self._llm
 
+    def _acquire(self) -> Any:
+        """A context for one episode: a free one, a new one (up to ``contexts``), else the least shared."""
+        primary = self._load()
+        with self._load_lock:
+            pool = [primary, *self._extra]
+            free = [c for c in pool if not self._users.get(id(c))]
+            if free:
+                llm = free[0]
+            elif len(pool) < self.contexts:
+                llm = self._new_llama()
+                self._extra.append(llm)
+            else:
+                llm = min(pool, key=lambda c: self._users.get(id(c), 0))
+            self._users[id(llm)] = self._users.get(id(llm), 0) + 1
+        return llm
+
+    def _release(self, llm: Any) -> None:
+        with self._load_lock:
+            self._users[id(llm)] = max(0, self._users.get(id(llm), 0) - 1)
+
     def close(self) -> None:
         with self._load_lock:
-            if self._llm is not None:
-                self._llm.close()
-                self._llm = None
+            for llm in [self._llm, *self._extra]:
+                if llm is not None:
+                    llm.close()
+            self._llm = None
+            self._extra.clear()
+            self._users.clear()
 
     def warm_up(self) -> None:
         """Load the model and evaluate the static prompt header.
@@ -367,9 +408,19 @@ class LlamaCppWriter:
         so evaluating it now puts it in the KV cache and the first episode only
         pays for its topic line.
         """
-        self._load()
+        primary = self._load()
         header = self.style.header(self.show_name, ("Alex", "Sam"))
-        self._generate(header + self.style.episode("why the sky is blue"), max_tokens=2, temperature=0.0)
+        self._generate(header + self.style.episode("why the sky is blue"), max_tokens=2, temperature=0.0, llm=primary)
+        # Every other context starts from a copy of that KV cache instead of evaluating it again.
+        state = primary.save_state()
+        held = [self._acquire() for _ in range(self.contexts)]
+        try:
+            for llm in held:
+                if llm is not primary:
+                    llm.load_state(state)
+        finally:
+            for llm in held:
+                self._release(llm)
 
     def _generate(
         self,
@@ -380,12 +431,15 @@ class LlamaCppWriter:
         seed: int | None = None,
         stop: tuple[str, ...] = ("\n",),
         stats: StreamStats | None = None,
+        llm: Any = None,
     ) -> _Gen:
-        llm = self._load()
+        llm = llm or self._load()
+        with self._load_lock:
+            lock = self._gen_locks.setdefault(id(llm), threading.Lock())
         text_parts: list[str] = []
         finish = "stop"
         n = 0
-        with self._gen_lock:
+        with lock:
             t0 = time.perf_counter()
             for chunk in llm.create_completion(
                 prompt,
@@ -416,14 +470,14 @@ class LlamaCppWriter:
             return None
         return (self.seed + 7919 * line_no + 104_729 * attempt) % (2**31)
 
-    def _fit_context(self, head: str, lines: list[str], cue_line: str, max_new: int) -> str:
+    def _fit_context(self, head: str, lines: list[str], cue_line: str, max_new: int, llm: Any = None) -> str:
         """Keep the prompt short and inside ``n_ctx``: only the recent transcript.
 
         Small models loop on a long transcript (they copy their own earlier lines),
         so at most ``context_lines`` lines are kept, dropped in blocks of half that:
         the prompt prefix changes (one re-evaluation) only every few turns.
         """
-        llm = self._load()
+        llm = llm or self._load()
         budget = self.n_ctx - max_new - 8
         window = max(2, self.context_lines)
         start = 0
@@ -439,13 +493,14 @@ class LlamaCppWriter:
                 return prompt
             start += max(1, (len(lines) - start) // 4)
 
-    def _make_title(self, prompt: str, topic: str, stats: StreamStats) -> str:
+    def _make_title(self, prompt: str, topic: str, stats: StreamStats, llm: Any = None) -> str:
         fallback = title_from_topic(topic)
         if not self.generate_title:
             return fallback
         for attempt in range(2):
             gen = self._generate(
-                prompt, max_tokens=20, temperature=0.5 + 0.3 * attempt, seed=self._seed_for(999, attempt), stats=stats
+                prompt, max_tokens=20, temperature=0.5 + 0.3 * attempt, seed=self._seed_for(999, attempt), stats=stats,
+                llm=llm,
             )
             title = clean_title(gen.text)
             n = len(title.split())
@@ -478,15 +533,25 @@ class LlamaCppWriter:
             seen_lines=[t for t in example_lines(show, extra=True) if not t.startswith("Welcome to")],
         )
         stop = ("\n", f"{labels[0]}:", f"{labels[1]}:")
+        try:
+            llm = self._acquire()
+        except Exception as exc:  # the runtime itself failed: still honour the contract
+            yield from _failed_start(request, hosts, exc)
+            return
+        try:
+            yield from self._episode(request, stats, hosts, topic, budget, labels, show, head, parser, stop, llm)
+        finally:
+            self._release(llm)
+
+    def _episode(self, request: ScriptRequest, stats: StreamStats, hosts: tuple[str, str], topic: str, budget: int,
+                 labels: list[str], show: str, head: str, parser: ScriptParser, stop: tuple[str, ...],
+                 llm: Any) -> Iterator[ScriptEvent]:
+        """The episode's events, written on its own context ``llm``."""
         reason = "budget"
         try:
-            self._load()
-            title = self._make_title(head, request.topic, stats)
+            title = self._make_title(head, request.topic, stats, llm)
         except Exception as exc:  # the runtime itself failed: still honour the contract
-            log.exception("llama.cpp failed before the first line")
-            yield ShowTitle(title=title_from_topic(request.topic))
-            yield HostsAnnounced(hosts=hosts)
-            yield ScriptEnd(reason=f"error: {type(exc).__name__}: {exc}")
+            yield from _failed_start(request, hosts, exc)
             return
         stats.title_s = time.perf_counter() - stats.started
         yield ShowTitle(title=title)
@@ -527,7 +592,7 @@ class LlamaCppWriter:
                     remaining = budget - parser.word_count - reserve
                     max_new = max(20, min(self.max_line_tokens, int(remaining * 1.6) + 8))
                 line = yield from self._one_line(
-                    parser, head, transcript, labels[who], cue, max_new, stop, stats, phase, topic
+                    parser, head, transcript, labels[who], cue, max_new, stop, stats, phase, topic, llm
                 )
                 if line is None:
                     if phase == "sign_off":
@@ -609,16 +674,17 @@ class LlamaCppWriter:
         stats: StreamStats,
         phase: str,
         topic: str,
+        llm: Any = None,
     ) -> Iterator[ScriptEvent]:
         """Generate one turn, retrying degenerate output; yields the line, returns it (or None)."""
         cue_line = f"{label}:" + (f" {cue}" if cue else "")
-        prompt = self._fit_context(head, transcript, cue_line, max_new)
+        prompt = self._fit_context(head, transcript, cue_line, max_new, llm)
         line_no = len(parser.lines)
         for attempt in range(self.max_retries + 1):
             temp = min(1.2, self.temperature + 0.15 * attempt)
             gen = self._generate(
                 prompt, max_tokens=max_new, temperature=temp, seed=self._seed_for(line_no, attempt),
-                stop=stop, stats=stats,
+                stop=stop, stats=stats, llm=llm,
             )
             body = gen.text.strip()
             if phase == "sign_off":

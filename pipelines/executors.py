@@ -1,8 +1,9 @@
 """Worker pools per stage, shared by every episode in the process, earliest deadline first.
 
 Stages call model adapters that are loaded once and shared, so the pool size is
-also the adapter's concurrency: the script writer (one llama.cpp context) gets
-exactly one thread and episodes interleave line by line on it.
+also the adapter's concurrency (``workers`` of the task in the deployment): the
+script writer keeps a llama.cpp context per writing episode, so episodes
+interleave line by line on its threads without re-evaluating each other's prompts.
 
 Queued tasks run in order of their deadline (the segment's playout time minus a
 margin), across all episodes: the first segment of a new episode overtakes a
@@ -366,7 +367,9 @@ class StagePools:
                 for i in range(pool.workers):
                     drawer = make_drawer(pool, spec.adapter, spec.params, deployment, i)
                     slots.append(Slot(f"sw-video-{pool.name}-{i}", pool.name, pool.speed, drawer))
-        pools = cls(video=slots or 1, order=deployment.runtime.scheduling, video_costs=costs, cold_costs=cold,
+        workers = {kind: spec.workers for kind, spec in deployment.tasks.items()}
+        pools = cls(script=workers.get("script", 1), speech=workers.get("speech", 1), video=slots or 1,
+                    order=deployment.runtime.scheduling, video_costs=costs, cold_costs=cold,
                     backup_runs=deployment.runtime.backup_runs)
         pools.profile = profile
         if slots:

@@ -96,10 +96,22 @@ _animator: Any = None
 _slowdown = 0.0
 
 
+def _die_with_parent() -> None:
+    """Linux: be sent SIGTERM when the server dies, even by SIGKILL (an orphan would wait forever)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _init_worker(adapter: str, params: dict[str, Any], nice: int, qualities: tuple[Quality, ...]) -> None:
     global _animator
     from models.registry import load_adapter
 
+    _die_with_parent()
     if nice:
         os.nice(nice)
     _animator = load_adapter("video", adapter, params)
@@ -184,7 +196,10 @@ class ProcessDrawer:
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None:
+            processes = list((pool._processes or {}).values())  # noqa: SLF001
             pool.shutdown(wait=False, cancel_futures=True)
+            for process in processes:  # the executor's own shutdown may not finish before exit
+                process.terminate()
 
 
 def make_drawer(pool: Any, adapter: str, params: dict[str, Any], deployment: Any, index: int) -> Drawer:

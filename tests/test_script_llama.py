@@ -288,3 +288,22 @@ def test_both_shipped_models_work(model):
     lines = check_contract(events)
     assert is_sign_off(lines[-1].text)
     assert 12 <= n_words(lines) <= 70
+
+
+def test_concurrent_episodes_write_on_contexts_of_their_own(monkeypatch):
+    """Each writing episode keeps a KV cache of its own, up to ``contexts``; beyond, the least shared is reused."""
+    answer = lambda prompt, kw: distinct_sentence(len(prompt))  # noqa: E731
+    writer, first = fake_writer(answer, contexts=2)
+    monkeypatch.setattr(writer, "_new_llama", lambda: FakeLlama(answer))
+    streams = [writer.stream(ScriptRequest(topic=t, duration_s=30, hosts=("Alex", "Sam")))
+               for t in ("tides", "bread", "cats")]
+    for s in streams:
+        for _ in range(3):  # title, hosts, first line: every stream now holds a context
+            next(s)
+    contexts = [writer._llm, *writer._extra]
+    assert len(contexts) == 2, "no more contexts than configured"
+    assert all(c.prompts for c in contexts)
+    assert sorted(writer._users[id(c)] for c in contexts) == [1, 2]
+    for s in streams:
+        s.close()  # an episode that ends gives its context back
+    assert all(writer._users[id(c)] == 0 for c in contexts)
