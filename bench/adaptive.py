@@ -68,20 +68,26 @@ def run_level(browser, base: str, client: httpx.Client, pid: int, policy: str, n
         page = context.new_page()
         topic = TOPICS[(i + n * 3) % len(TOPICS)]
         page.goto(f"{base}/watch?topic={topic.replace(' ', '+')}&duration_s={duration:g}&policy={policy}",
-                  wait_until="commit")
+                  wait_until="commit", timeout=60_000)
         pages.append(page)
-    for page in pages:
-        wait_for(page, "window.STREAMWISE && window.STREAMWISE.episode", 30)
-    episodes = [page.evaluate("window.STREAMWISE.episode") for page in pages]
+    episodes = [wait_for(page, "window.STREAMWISE && window.STREAMWISE.episode", 60) for page in pages]
+    lost = [i for i, e in enumerate(episodes) if not e]
+    if lost:
+        print(f"  {len(lost)} page(s) never loaded the player", file=sys.stderr)
+    pages = [p for p, e in zip(pages, episodes) if e]
+    episodes = [e for e in episodes if e]
     queued = sum(client.get(f"/api/episodes/{e}").json()["status"] == "queued" for e in episodes)
     limit = t0 + duration * (3 if policy == "batch" else 1.5) + 120
+    def state(page) -> str:
+        return page.evaluate("(document.getElementById('state') || {}).textContent || ''")
+
     while time.monotonic() < limit:
-        states = [page.inner_text("#state") for page in pages]
+        states = [state(page) for page in pages]
         if all(s == "ended" for s in states):
             break
         time.sleep(1.0)
     metrics = [page.evaluate("window.streamwiseMetrics") or {} for page in pages]
-    ended = sum(page.inner_text("#state") == "ended" for page in pages)
+    ended = sum(state(page) == "ended" for page in pages)
     cpu = _tree_cpu_s(pid) - cpu0
     context.close()
     deployment = load_deployment()
@@ -97,7 +103,7 @@ def run_level(browser, base: str, client: httpx.Client, pid: int, policy: str, n
     played = sum(float(m.get("playedSeconds") or 0.0) for m in metrics)
     frozen = sum(float(m.get("totalFreezesDuration") or 0.0) for m in metrics)
     return {
-        "policy": policy, "episodes": n, "queued": queued,
+        "policy": policy, "episodes": n, "queued": queued, "lost_pages": len(lost),
         "ttff_s": [m.get("ttffSeconds") for m in metrics],
         "first_speech_s": [m.get("firstSpeechSeconds") for m in metrics],
         "freezes": sum(int(m.get("freezeCount") or 0) for m in metrics),

@@ -205,8 +205,8 @@ class RaySpec(_Strict):
     namespace: str = Field("streamwise", min_length=1)
     #: CPUs of the local cluster started when no address is given (null: all).
     num_cpus: int | None = Field(None, ge=1, le=1024)
-    #: Object store of the local cluster, in MiB.
-    object_store_mb: int = Field(256, ge=64, le=1_000_000)
+    #: Object store of the local cluster, in MiB (Ray's minimum is 76).
+    object_store_mb: int = Field(256, ge=76, le=1_000_000)
 
 
 class TimelineSpec(_Strict):

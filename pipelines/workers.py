@@ -210,5 +210,5 @@ def make_drawer(pool: Any, adapter: str, params: dict[str, Any], deployment: Any
     if pool.backend == "ray":
         from pipelines.ray_workers import RayDrawer
 
-        return RayDrawer(pool, adapter, params, deployment.ray, index)
+        return RayDrawer(pool, adapter, params, deployment.ray, index, tuple(qualities))
     return ProcessDrawer(adapter, params, nice=pool.nice, qualities=qualities)
