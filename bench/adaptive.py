@@ -48,6 +48,14 @@ def _tree_cpu_s(pid: int) -> float:
     return total
 
 
+def _server_stalled_s(client: httpx.Client) -> float:
+    """Seconds viewers' playheads waited for content (server side: generation was late)."""
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith('streamwise_stalled_seconds_total{source="server"}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 def _frames_by_tier(timeline: dict, fps_of: dict[str, int]) -> dict[str, int]:
     """Frames drawn per tier, from the episode's video spans (parts of split segments add up)."""
     frames: dict[str, int] = {}
@@ -87,6 +95,7 @@ def run_level(browser, base: str, client: httpx.Client, pid: int, policy: str, n
             break
         time.sleep(1.0)
     metrics = [page.evaluate("window.streamwiseMetrics") or {} for page in pages]
+    content_stalled = _server_stalled_s(client)
     ended = sum(state(page) == "ended" for page in pages)
     cpu = _tree_cpu_s(pid) - cpu0
     context.close()
@@ -109,6 +118,8 @@ def run_level(browser, base: str, client: httpx.Client, pid: int, policy: str, n
         "freezes": sum(int(m.get("freezeCount") or 0) for m in metrics),
         "played_s": played, "frozen_s": frozen,
         "stall_ratio": frozen / played if played else None,
+        # Of the freezes, the part where content was late (not delivery or decoding).
+        "content_stalled_s": content_stalled,
         "frames_by_tier": {t: frames.get(t, 0) for t in ladder},
         "cpu_s": cpu, "media_s": media_s,
         "cpu_s_per_episode_min": cpu / (media_s / 60) if media_s else None,
@@ -138,8 +149,8 @@ def report(rows: list[dict], ladder: list[str], duration: float) -> str:
     out = [f"\n### Policies under load ({duration:g} s episodes, each watched in headless Chromium)\n",
            f"Highest tier one episode sustains alone here: **{alone}**.\n",
            "| policy | episodes | queued | TTFF p50 / p95 | first speech p50 | stall ratio (freezes) "
-           f"| frames at {ladder[-1]} | frames at >= {alone} | CPU-s per episode-min |",
-           "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+           f"| content late | frames at {ladder[-1]} | frames at >= {alone} | CPU-s per episode-min |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         ttff = [v for v in r["ttff_s"] if v is not None]
         speech = [v for v in r["first_speech_s"] if v is not None]
@@ -148,6 +159,7 @@ def report(rows: list[dict], ladder: list[str], duration: float) -> str:
         out.append(
             f"| {r['policy']} | {r['episodes']} | {r['queued']} | {pct(ttff, .5):.2f} / {pct(ttff, .95):.2f} s "
             f"| {pct(speech, .5):.2f} s | {'n/a' if ratio is None else f'{ratio:.4f}'} ({r['freezes']}) "
+            f"| {r.get('content_stalled_s', float('nan')):.1f} s "
             f"| {'n/a' if top is None else f'{top:.0%}'} | {'n/a' if good is None else f'{good:.0%}'} "
             f"| {'n/a' if cpu is None else f'{cpu:.1f}'} |")
     return "\n".join(out)

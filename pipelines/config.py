@@ -230,6 +230,12 @@ class QualitySpec(_Strict):
     policy: Literal["adaptive", "static", "static-high", "static-low", "fifo", "batch"] = "adaptive"
     #: The adaptive policy never goes below this tier.
     floor: str | None = None
+    #: Seconds of buffer the adaptive policy keeps in reserve: a rung up needs this much
+    #: slack beyond the segment's predicted drawing, holding a tier half of it.
+    reserve_s: float = Field(2.0, ge=0.0, le=60.0)
+    #: The adaptive policy goes above the default tier only while the machine's CPUs are
+    #: busy less than this share of the time (drawing shares them with script and speech).
+    climb_below_cpu: float = Field(0.85, gt=0.0, le=1.0)
     #: A measured profile (``streamwise profile``); its drawing costs replace the ladder's ``rtf``.
     profile: str | None = None
 

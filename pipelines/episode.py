@@ -154,7 +154,8 @@ class EpisodeRuntime:
         self.policy = request.policy or q.policy
         self.planner = TierPlanner(
             q.qualities(), self.policy, q.default, q.floor, pools.video_costs,
-            startup=q.startup, startup_segments=q.startup_segments,
+            startup=q.startup, startup_segments=q.startup_segments, reserve_s=q.reserve_s,
+            cpu=pools.cpu, climb_below_cpu=q.climb_below_cpu,
         )
         self._title_ready = asyncio.Event()
         self._rendered_event = asyncio.Event()
@@ -435,7 +436,8 @@ class EpisodeRuntime:
                 await task  # re-raises a stage's EpisodeError
             if outro:
                 yield await self.pools.video.run(
-                    self.card, "outro", self._speech_end, outro, last_tier, timeline=self.timeline, note="outro"
+                    self.card, "outro", self._speech_end, outro, last_tier, timeline=self.timeline, note="outro",
+                    deadline=self._queue_key(self._speech_end),
                 )
         finally:
             for task in tasks + video_tasks:

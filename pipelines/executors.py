@@ -334,6 +334,10 @@ class StagePools:
         self.video_costs = CostModel(video_costs or {}, cold_costs)
         #: The measured profile the deployment names (pipelines.profiles.Profile), if any.
         self.profile: Any = None
+        from pipelines.planner import CpuMeter
+
+        #: How busy the machine is, shared by every episode's planner.
+        self.cpu = CpuMeter()
         self.script = StagePool("script", script, order)
         self.speech = StagePool("speech", speech, order)
         slots = video if isinstance(video, list) else None

@@ -11,10 +11,15 @@ seconds-per-media-second per tier that start from a profile and follow what the
 workers actually measure (an exponential moving average). It
 climbs at most one rung per segment, so quality rises smoothly as the buffer
 grows, drops as far as needed when a deadline is at risk, and never goes below
-the configured floor. Every decision is kept with its reason for the timeline.
+the configured floor. A rung up needs ``reserve_s`` of slack to spare beyond its
+predicted drawing and holding needs half of it, so with a thin buffer the planner
+steps down and rebuilds it (buffer-based, as video players choose bitrates).
+Every decision is kept with its reason for the timeline.
 """
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import asdict, dataclass
 from typing import Any, Collection
 
@@ -58,6 +63,46 @@ class CostModel:
         return self.rtf(tier) * media_s + (self._cold.get(tier, 0.0) if cold else 0.0)
 
 
+class CpuMeter:
+    """How busy the machine's CPUs are (0..1), from /proc/stat, averaged over the last seconds.
+
+    Drawing shares the cores with the script and speech of every episode: a tier above
+    the default is only worth its CPU when the machine has some to spare.
+    """
+
+    def __init__(self, path: str = "/proc/stat", min_interval_s: float = 0.5, alpha: float = 0.5) -> None:
+        self.path = path
+        self.min_interval_s = min_interval_s
+        self.alpha = alpha
+        self._last: tuple[float, int, int] | None = None
+        self._busy = 0.0
+        self._lock = threading.Lock()
+
+    def _read(self) -> tuple[int, int] | None:
+        try:
+            with open(self.path) as f:
+                values = [int(v) for v in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        idle = values[3] + (values[4] if len(values) > 4 else 0)
+        return sum(values), idle
+
+    def busy(self) -> float:
+        now = time.monotonic()
+        with self._lock:
+            if self._last is not None and now - self._last[0] < self.min_interval_s:
+                return self._busy
+            sample = self._read()
+            if sample is None:
+                return 0.0
+            if self._last is not None:
+                total, idle = sample[0] - self._last[1], sample[1] - self._last[2]
+                if total > 0:
+                    self._busy = (1 - self.alpha) * self._busy + self.alpha * (1 - idle / total)
+            self._last = (now, *sample)
+            return self._busy
+
+
 #: Policies that never look at deadlines: a fixed tier per segment.
 STATIC_POLICIES = ("static", "static-high", "static-low", "fifo", "batch")
 
@@ -73,6 +118,9 @@ class TierPlanner:
         startup: str | None = None,
         startup_segments: int = 0,
         headroom: float = 1.5,
+        reserve_s: float = 0.0,
+        cpu: CpuMeter | None = None,
+        climb_below_cpu: float = 1.0,
     ) -> None:
         self.ladder = ladder
         self.names = [q.name for q in ladder]
@@ -83,6 +131,11 @@ class TierPlanner:
         self.startup = startup
         self.startup_segments = startup_segments
         self.headroom = headroom
+        #: Buffer kept in reserve: a rung up needs this much slack to spare, holding half of it.
+        self.reserve_s = reserve_s
+        #: Above the default tier only while the machine's CPUs are less busy than this.
+        self.cpu = cpu
+        self.climb_below_cpu = climb_below_cpu
         self.decisions: list[Decision] = []
         self._last: int | None = None
 
@@ -117,12 +170,21 @@ class TierPlanner:
             return self._record(segment, name, f"{self.policy} policy", slack_s, predicted, 1, backlog_s)
         wait = backlog_s / max(capacity, 1e-9)
         top = len(self.ladder) - 1 if self._last is None else min(len(self.ladder) - 1, self._last + 1)
+        default = self.names.index(self.default)
+        busy = self.cpu.busy() if self.cpu is not None else 0.0
+        if busy >= self.climb_below_cpu:
+            # The cores are taken (other episodes' script, speech, viewers): up to the
+            # default tier, and no higher than what this episode already holds.
+            top = min(top, max(default, self._last if self._last is not None else default))
         splits = (1, max_parts) if max_parts > 1 else (1,)
         for i in range(top, self.floor - 1, -1):
+            # Buffer-based: climbing spends buffer, so it needs the reserve to spare.
+            spare = 0.0 if self._last is None or i < self._last else (
+                self.reserve_s if i > self._last else self.reserve_s / 2)
             for parts in splits:
                 run = self.costs.cost(self.names[i], media_s / parts, self.names[i] in cold) / fastest
                 predicted = (wait + run) * self.headroom
-                if predicted <= slack_s:
+                if predicted + spare <= slack_s:
                     return self._record(segment, self.names[i], self._why(i, parts), slack_s, predicted, parts, backlog_s)
         name = self.names[self.floor]
         run = self.costs.cost(name, media_s / max_parts, name in cold) / fastest
@@ -137,7 +199,7 @@ class TierPlanner:
         elif i < self._last:
             why = "deadline at risk: stepping down"
         elif i < len(self.ladder) - 1:
-            why = "holding: the next rung would not meet the deadline"
+            why = "holding: the next rung would not meet the deadline with the reserve to spare"
         else:
             why = "top tier fits"
         return why if parts == 1 else f"{why}, split over {parts} workers"

@@ -43,6 +43,12 @@ class PlayoutBuffer:
         self.end = segment.end
         self._wake()
 
+    @property
+    def complete(self) -> bool:
+        """Everything there is to play is here: finished, or the closing card has arrived
+        (the archive may still be flushing; that is no reason for a viewer to wait)."""
+        return self.finished or bool(self.segments and self.segments[-1].kind == "outro")
+
     def finish(self, error: str | None = None) -> None:
         self.finished = True
         self.failed = error
@@ -135,7 +141,7 @@ class Playhead:
         self._on_stall = on_stall
 
     def _try_start(self) -> bool:
-        if self.buffer.hold_until_finished and not self.buffer.finished:
+        if self.buffer.hold_until_finished and not self.buffer.complete:
             return False
         first_speech = next((s for s in self.buffer.segments if s.kind == "speech"), None)
         if first_speech is None and not self.buffer.finished:
@@ -147,7 +153,7 @@ class Playhead:
 
     @property
     def ended(self) -> bool:
-        return self.buffer.finished and self.position >= self.buffer.end
+        return self.buffer.complete and self.position >= self.buffer.end
 
     def next_audio(self, n: int) -> np.ndarray:
         """The next ``n`` samples to play: content if it is there, else silence (a stall)."""

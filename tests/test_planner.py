@@ -73,3 +73,45 @@ def test_faster_workers_allow_a_higher_tier():
 def test_comparison_policies_ignore_slack(policy, tiers):
     p = planner(policy=policy)
     assert [p.choose(i, 3.0, slack).name for i, slack in enumerate((0.0, 100.0))] == tiers
+
+
+def test_a_thin_buffer_is_rebuilt_before_climbing():
+    """With a reserve, the next rung must leave buffer to spare, and holding needs half of it."""
+    p = planner(reserve_s=2.0)
+    assert p.choose(0, media_s=3.0, slack_s=10.0).name == "720p"
+    # 720p needs 1.26 s: it fits a 2.5 s slack, but not with 1 s (half the reserve) to spare.
+    assert p.choose(1, media_s=3.0, slack_s=2.0).name == "480p"
+    assert p.decisions[-1].reason == "deadline at risk: stepping down"
+    # One rung up (720p) needs 1.26 + 2 s; 2.8 s of slack only holds 480p (0.675 + 1 s).
+    assert p.choose(2, media_s=3.0, slack_s=2.8).name == "480p"
+    assert p.choose(3, media_s=3.0, slack_s=3.3).name == "720p"
+
+
+class FixedCpu:
+    def __init__(self, busy: float) -> None:
+        self.value = busy
+
+    def busy(self) -> float:
+        return self.value
+
+
+def test_busy_cores_keep_it_at_the_default_tier():
+    cpu = FixedCpu(0.95)
+    p = planner(cpu=cpu, climb_below_cpu=0.85)
+    tiers = [p.choose(i, media_s=3.0, slack_s=20.0).name for i in range(3)]
+    assert tiers == ["360p", "360p", "360p"], "above the default only with CPU to spare"
+    cpu.value = 0.5
+    assert [p.choose(i, media_s=3.0, slack_s=20.0).name for i in range(3, 5)] == ["480p", "720p"]
+    cpu.value = 0.95
+    assert p.choose(5, media_s=3.0, slack_s=20.0).name == "720p", "holds what it has"
+
+
+def test_cpu_meter_reads_proc_stat(tmp_path):
+    from pipelines.planner import CpuMeter
+
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  100 0 100 800 0 0 0 0 0 0\n")
+    meter = CpuMeter(str(stat), min_interval_s=0.0, alpha=1.0)
+    assert meter.busy() == 0.0  # first reading: no interval yet
+    stat.write_text("cpu  250 0 150 900 0 0 0 0 0 0\n")  # +200 busy, +100 idle
+    assert abs(meter.busy() - 2 / 3) < 1e-9
