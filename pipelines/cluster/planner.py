@@ -551,18 +551,10 @@ def paced_allocation(profiles: Profiles, w: Workload, chunks: list[Chunk], targe
     chunk_scene = [min(w.scenes - 1, int((o + 1e-9) // scene_s)) for o in offsets]
     for _ in range(max_iter):
         res = simulate(profiles, alloc, w, chunks, pipelined=True, spot=spot)
-        late = [d - o - target for d, o in zip(res.chunk_done, offsets)]
-        k = max(range(len(late)), key=lambda j: late[j])
-        if late[k] <= 1e-9:
+        k = _latest_chunk(res, offsets, target)
+        if k is None:
             return alloc, res
-        best, where = 1e-9, None
-        for s in profiles.stages:
-            if s.name not in alloc or s.per == "once" or s.name == "script":
-                continue
-            j = k if s.per == "chunk" else chunk_scene[k]
-            wt = res.waits.get(s.name, [])
-            if j < len(wt) and wt[j] > best:
-                best, where = wt[j], (s.name, j)
+        where = _most_waited(profiles, alloc, res, k, chunk_scene)
         if where is None:  # pure latency: more replicas cannot help
             return None
         name, j = where
@@ -766,28 +758,41 @@ def repair(profiles: Profiles, w: Workload, chunks: list[Chunk], alloc: Allocati
     cstages = [s for s in profiles.stages if s.per == "chunk" and s.name in alloc]
     for _ in range(max_iter):
         res = simulate(profiles, alloc, w, chunks, pipelined=True, spot=spot)
-        late = [d - o - target for d, o in zip(res.chunk_done, offsets)]
-        k = max(range(len(late)), key=lambda j: late[j])
-        if late[k] <= 1e-9:
+        k = _latest_chunk(res, offsets, target)
+        if k is None:
             return alloc, res
-        best, where = 1e-9, None
-        for s in profiles.stages:
-            if s.name not in alloc or s.name == "script" or s.per == "once":
-                continue
-            j = k if s.per == "chunk" else chunk_scene[k]
-            wt = res.waits.get(s.name, [])
-            if j < len(wt) and wt[j] > best:
-                best, where = wt[j], (s.name, res.served[s.name][j])
+        where = _most_waited(profiles, alloc, res, k, chunk_scene)
         if where is None:  # late without queueing: speed up the slowest step of its chain
             if not _speed_up(alloc, cstages, chunks[k], w):
                 return None
             continue
-        name, ci = where
+        name, ci = where[0], res.served[where[0]][where[1]]
         live = [n for n, i in enumerate(alloc[name]) if i.replicas > 0]
         n = live[ci]
         inst = alloc[name][n]
         alloc[name][n] = Instance(inst.gpu, inst.devices, inst.replicas + max(1, inst.replicas // 10), inst.jobs, inst.startup)
     return None
+
+
+def _latest_chunk(res: SimResult, offsets: list[float], target: float) -> int | None:
+    """The chunk that misses its playback time (TTFF + its start) by the most, or None if none does."""
+    late = [d - o - target for d, o in zip(res.chunk_done, offsets)]
+    k = max(range(len(late)), key=lambda j: late[j])
+    return k if late[k] > 1e-9 else None
+
+
+def _most_waited(profiles: Profiles, alloc: Allocation, res: SimResult, k: int,
+                 chunk_scene: list[int]) -> tuple[str, int] | None:
+    """The stage where late chunk ``k`` (or its scene) queued longest, and that job's index."""
+    best, where = 1e-9, None
+    for s in profiles.stages:
+        if s.name not in alloc or s.name == "script" or s.per == "once":
+            continue
+        j = k if s.per == "chunk" else chunk_scene[k]
+        wt = res.waits.get(s.name, [])
+        if j < len(wt) and wt[j] > best:
+            best, where = wt[j], (s.name, j)
+    return where
 
 
 def _speed_up(alloc: Allocation, cstages: list, chunk: Chunk, w: Workload) -> bool:
