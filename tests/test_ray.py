@@ -7,7 +7,6 @@ when its test ends; the end of the module checks that no Ray process is left beh
 """
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import signal
@@ -20,6 +19,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from conftest import run_async
 
 pytest.importorskip("ray")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -97,10 +97,13 @@ def _draw_actors(pid: int) -> list[int]:
 
 @pytest.fixture(autouse=True)
 def _no_ray_left_behind():
+    # Session fixtures (the live server, Chromium) are descendants too: only new ones count.
+    before = set(_descendants(os.getpid()))
     yield
     ray_workers.disconnect()
     deadline = time.monotonic() + 20
-    while (left := [p for p in _descendants(os.getpid()) if _alive(p)]) and time.monotonic() < deadline:
+    while (left := [p for p in _descendants(os.getpid()) if p not in before and _alive(p)]) \
+            and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not left, f"processes left behind: {[_cmdline(p)[:80] for p in left]}"
 
@@ -201,8 +204,9 @@ def test_episode_renders_through_ray_actors_and_survives_a_killed_actor(tmp_path
             os.kill(victim, signal.SIGKILL)  # probably mid-segment
 
     try:
-        result = asyncio.run(render_episode(models, deployment, EpisodeRequest(topic="how tides work", duration_s=25),
-                                            tmp_path / "ep.mp4", pools=pools, on_progress=on_progress))
+        # run_async, not asyncio.run: Playwright's sync API may hold the main thread's loop.
+        result = run_async(render_episode(models, deployment, EpisodeRequest(topic="how tides work", duration_s=25),
+                                          tmp_path / "ep.mp4", pools=pools, on_progress=on_progress))
     finally:
         pools.shutdown()
     assert killed, "the actor was killed mid-episode"
