@@ -97,12 +97,14 @@ def _draw_actors(pid: int) -> list[int]:
 
 @pytest.fixture(autouse=True)
 def _no_ray_left_behind():
-    # Session fixtures (the live server, Chromium) are descendants too: only new ones count.
+    # Session fixtures (the live server, Chromium, which starts helpers of its own at any
+    # time) are descendants too: only new Ray processes count.
     before = set(_descendants(os.getpid()))
     yield
     ray_workers.disconnect()
     deadline = time.monotonic() + 20
-    while (left := [p for p in _descendants(os.getpid()) if p not in before and _alive(p)]) \
+    while (left := [p for p in _descendants(os.getpid())
+                    if p not in before and _alive(p) and "ray" in _cmdline(p).lower()]) \
             and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not left, f"processes left behind: {[_cmdline(p)[:80] for p in left]}"
