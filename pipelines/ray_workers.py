@@ -219,7 +219,7 @@ class DrawActor:
             os.nice(nice)
         self.animator = load_adapter("video", adapter, params)
         prepare(self.animator, qualities)
-        self.slowdown_s = 0.0
+        self.slowdown = 0.0
 
     def ready(self) -> dict[str, Any]:
         ctx = ray.get_runtime_context()
@@ -228,15 +228,15 @@ class DrawActor:
     def draw(self, job: DrawJob) -> tuple[_Wire, float, float]:
         t0 = time.perf_counter()
         drawn = draw_with(self.animator, job)
-        if self.slowdown_s:
-            pause = self.slowdown_s * len(drawn.frames)
+        if self.slowdown:
+            pause = self.slowdown * drawn.elapsed_s
             time.sleep(pause)
             drawn.elapsed_s += pause
         wire = _Wire(drawn.frames)
         return wire, drawn.elapsed_s, time.perf_counter() - t0
 
-    def set_slowdown(self, seconds_per_frame: float) -> int:
-        self.slowdown_s = seconds_per_frame
+    def set_slowdown(self, factor: float) -> int:
+        self.slowdown = factor
         return os.getpid()
 
 
@@ -344,9 +344,9 @@ class RayDrawer:
     def pid(self) -> int | None:
         return self.placement["pid"] if self.placement else None
 
-    def set_slowdown(self, seconds_per_frame: float) -> int:
-        """Make this worker slower (tests: a worker that degrades mid-episode); returns its pid."""
-        return ray.get(self._current().set_slowdown.remote(seconds_per_frame))
+    def set_slowdown(self, factor: float) -> int:
+        """Make this worker ``1 + factor`` times slower, as ProcessDrawer does (tests); returns its pid."""
+        return ray.get(self._current().set_slowdown.remote(factor))
 
     def draw(self, job: DrawJob) -> Drawn:
         retries = 0
