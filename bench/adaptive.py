@@ -32,20 +32,31 @@ from server.harness import CHROMIUM, CHROMIUM_ARGS, start_server  # noqa: E402
 POLICIES = ["adaptive", "static-high", "static", "static-low", "fifo", "batch"]
 
 
-def _tree_cpu_s(pid: int) -> float:
-    """CPU seconds used so far by a process and its live children (drawing workers)."""
-    total = 0.0
+def _cpu_s(p: psutil.Process) -> float:
+    try:
+        t = p.cpu_times()
+        return t.user + t.system + t.children_user + t.children_system
+    except psutil.NoSuchProcess:
+        return 0.0
+
+
+def _cpu_split(pid: int) -> dict[str, float]:
+    """CPU seconds used so far by the server process, its drawing workers and the browser.
+
+    The split says where the two cores go: the server's event loop (script, speech,
+    WebRTC, archive), the drawing processes, and Chromium decoding every viewer's stream.
+    """
+    split = {"server": 0.0, "workers": 0.0, "browser": 0.0}
     try:
         root = psutil.Process(pid)
-        for p in [root, *root.children(recursive=True)]:
-            try:
-                t = p.cpu_times()
-                total += t.user + t.system + t.children_user + t.children_system
-            except psutil.NoSuchProcess:
-                pass
+        split["server"] = _cpu_s(root)
+        split["workers"] = sum(_cpu_s(p) for p in root.children(recursive=True))
     except psutil.NoSuchProcess:
         pass
-    return total
+    for p in psutil.process_iter(["name"]):
+        if "chrom" in (p.info["name"] or "").lower():
+            split["browser"] += _cpu_s(p)
+    return split
 
 
 def _server_stalled_s(client: httpx.Client) -> float:
@@ -70,7 +81,7 @@ def _frames_by_tier(timeline: dict, fps_of: dict[str, int]) -> dict[str, int]:
 def run_level(browser, base: str, client: httpx.Client, pid: int, policy: str, n: int, duration: float) -> dict:
     context = browser.new_context(viewport={"width": 960, "height": 540})
     pages = []
-    cpu0 = _tree_cpu_s(pid)
+    split0 = _cpu_split(pid)
     t0 = time.monotonic()
     for i in range(n):
         page = context.new_page()
@@ -97,8 +108,12 @@ def run_level(browser, base: str, client: httpx.Client, pid: int, policy: str, n
     metrics = [page.evaluate("window.streamwiseMetrics") or {} for page in pages]
     content_stalled = _server_stalled_s(client)
     ended = sum(state(page) == "ended" for page in pages)
-    cpu = _tree_cpu_s(pid) - cpu0
+    split1 = _cpu_split(pid)
+    wall = time.monotonic() - t0
     context.close()
+    # Cores busy on average over the run, per part (2.0 = both cores all the time).
+    cores = {k: (split1[k] - split0[k]) / wall for k in split0}
+    cpu = (split1["server"] - split0["server"]) + (split1["workers"] - split0["workers"])
     deployment = load_deployment()
     ladder = [t.name for t in deployment.quality.ladder]
     fps_of = {t.name: t.fps for t in deployment.quality.ladder}
@@ -124,6 +139,7 @@ def run_level(browser, base: str, client: httpx.Client, pid: int, policy: str, n
         "cpu_s": cpu, "media_s": media_s,
         "cpu_s_per_episode_min": cpu / (media_s / 60) if media_s else None,
         "ended": ended,
+        "cores_busy": cores,
     }
 
 
@@ -133,14 +149,20 @@ def _share(row: dict, tiers: list[str]) -> float | None:
 
 
 def sustained_alone(rows: list[dict], ladder: list[str]) -> str:
-    """The highest tier a static policy held with one episode and no stall."""
+    """The highest tier a static policy held with one episode, no freeze and no late content."""
     static_tier = {"static-high": ladder[-1], "static-low": ladder[0]}
     best = ladder[0]
     for row in rows:
         tier = static_tier.get(row["policy"])
-        if row["episodes"] == 1 and tier and not row["freezes"] and ladder.index(tier) > ladder.index(best):
+        stalled = row["freezes"] or row.get("content_stalled_s", 0.0) > 0.5
+        if row["episodes"] == 1 and tier and not stalled and ladder.index(tier) > ladder.index(best):
             best = tier
     return best
+
+
+def _cores(row: dict) -> str:
+    cores = row.get("cores_busy")
+    return " / ".join(f"{cores[k]:.2f}" for k in ("server", "workers", "browser")) if cores else "n/a"
 
 
 def report(rows: list[dict], ladder: list[str], duration: float) -> str:
@@ -149,8 +171,9 @@ def report(rows: list[dict], ladder: list[str], duration: float) -> str:
     out = [f"\n### Policies under load ({duration:g} s episodes, each watched in headless Chromium)\n",
            f"Highest tier one episode sustains alone here: **{alone}**.\n",
            "| policy | episodes | queued | TTFF p50 / p95 | first speech p50 | stall ratio (freezes) "
-           f"| content late | frames at {ladder[-1]} | frames at >= {alone} | CPU-s per episode-min |",
-           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+           f"| content late | frames at {ladder[-1]} | frames at >= {alone} | CPU-s per episode-min "
+           "| cores busy: server / drawing / browser |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         ttff = [v for v in r["ttff_s"] if v is not None]
         speech = [v for v in r["first_speech_s"] if v is not None]
@@ -161,7 +184,7 @@ def report(rows: list[dict], ladder: list[str], duration: float) -> str:
             f"| {pct(speech, .5):.2f} s | {'n/a' if ratio is None else f'{ratio:.4f}'} ({r['freezes']}) "
             f"| {r.get('content_stalled_s', float('nan')):.1f} s "
             f"| {'n/a' if top is None else f'{top:.0%}'} | {'n/a' if good is None else f'{good:.0%}'} "
-            f"| {'n/a' if cpu is None else f'{cpu:.1f}'} |")
+            f"| {'n/a' if cpu is None else f'{cpu:.1f}'} | {_cores(r)} |")
     return "\n".join(out)
 
 

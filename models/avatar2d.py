@@ -500,7 +500,8 @@ class Avatar2D:
         return self._finish(img, quality)
 
     def render(self, scene: SceneInfo, seg: VisualSegment, quality: Quality,
-               frames: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
+               frames: tuple[int, int] | None = None,
+               size: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
         spf = quality.samples_per_frame
         n_frames = -(-int(seg.n_samples) // spf) if seg.n_samples > 0 else 0
         first, stop = (0, n_frames) if frames is None else (max(0, frames[0]), min(n_frames, frames[1]))
@@ -580,12 +581,15 @@ class Avatar2D:
                     pose = self._pose(quality, h, tg, role="listener", emph=lis_emph, ramp=ramp)
                 self._draw_host(img, h, pose)
             self._restore_occluders(img, ref, quality)
-            yield self._finish(img, quality)
+            yield self._finish(img, quality, size)
 
     # ------------------------------------------------------------------ helpers
-    def _finish(self, img: np.ndarray, quality: Quality) -> np.ndarray:
-        if img.shape[0] != quality.height or img.shape[1] != quality.width:
-            img = cv2.resize(img, (quality.width, quality.height), interpolation=cv2.INTER_AREA)
+    def _finish(self, img: np.ndarray, quality: Quality, size: tuple[int, int] | None = None) -> np.ndarray:
+        """The supersampled canvas scaled to the tier's size, or straight to ``size`` (one resize)."""
+        width, height = size or (quality.width, quality.height)
+        if img.shape[0] != height or img.shape[1] != width:
+            interp = cv2.INTER_AREA if width < img.shape[1] else cv2.INTER_LINEAR
+            img = cv2.resize(img, (width, height), interpolation=interp)
         return np.ascontiguousarray(img)
 
     @staticmethod

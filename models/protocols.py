@@ -175,11 +175,14 @@ class Animator(Protocol):
         ...
 
     def render(self, scene: SceneInfo, seg: VisualSegment, quality: Quality,
-               frames: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
+               frames: tuple[int, int] | None = None,
+               size: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
         """Yields RGB uint8 frames for n = 0 .. ceil(n_samples / samples_per_frame) - 1.
 
         Frame n shows the instant ``seg.start + n * quality.samples_per_frame``.
         ``frames=(a, b)`` yields only frames a .. b-1, identical to those of a whole
         render: several workers can then draw one segment (model parallelism).
+        ``size=(width, height)``: frames come out at the stream's size, drawn at the
+        tier's and scaled once (an animator may ignore it; the caller scales then).
         """
         ...

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 import av
-import cv2
 import numpy as np
 
 from models.protocols import CLOCK_RATE, Quality
 from pipelines.config import OutputSpec
 from pipelines.episode import ReadySegment
+from pipelines.frames import fit
 
 TIME_BASE = Fraction(1, CLOCK_RATE)
 
@@ -31,10 +31,9 @@ def resize_i420(frame: np.ndarray, width: int, height: int) -> np.ndarray:
         return frame
     y = frame[:h]
     uv = frame[h:].reshape(2, h // 2, w // 2)
-    interp = cv2.INTER_AREA if width < w else cv2.INTER_LINEAR
-    y2 = cv2.resize(y, (width, height), interpolation=interp)
-    u2 = cv2.resize(uv[0], (width // 2, height // 2), interpolation=interp)
-    v2 = cv2.resize(uv[1], (width // 2, height // 2), interpolation=interp)
+    y2 = fit(y, (width, height))
+    u2 = fit(uv[0], (width // 2, height // 2))
+    v2 = fit(uv[1], (width // 2, height // 2))
     return np.concatenate([y2, u2.reshape(-1, width), v2.reshape(-1, width)], axis=0)
 
 

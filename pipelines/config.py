@@ -194,6 +194,9 @@ class RuntimeSpec(_Strict):
     #: A free worker also runs a job another worker straggles on (far past its
     #: prediction), and the first result is kept: one slow worker cannot stall an episode.
     backup_runs: bool = True
+    #: CPU niceness of the script, speech and archive threads (0-19; 0: no change):
+    #: they have slack, while the event loop pacing viewers and answering offers has none.
+    generation_nice: int = Field(0, ge=0, le=19)
     admission: AdmissionSpec = AdmissionSpec()
 
 
@@ -261,6 +264,15 @@ class QualitySpec(_Strict):
 
     def qualities(self) -> list[Quality]:
         return [t.quality() for t in self.ladder]
+
+    def stream_tier(self, requested: str | None = None) -> Quality:
+        """The size every frame of an episode is delivered at: viewers, archive and fallback.
+
+        One size per episode, so a tier change is never a resolution switch for a
+        viewer; tiers above it are drawn at their size (supersampled: sharper) and
+        scaled down once, on the worker that drew them.
+        """
+        return self.tier(requested or self.default)
 
 
 class OutputSpec(_Strict):

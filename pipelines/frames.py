@@ -13,6 +13,14 @@ import cv2
 import numpy as np
 
 
+def fit(frame: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    """A frame (RGB or a single plane) at ``size`` (width, height): area-averaged down, linear up."""
+    if size is None or (frame.shape[1], frame.shape[0]) == tuple(size):
+        return frame
+    interp = cv2.INTER_AREA if size[0] < frame.shape[1] else cv2.INTER_LINEAR
+    return cv2.resize(frame, tuple(size), interpolation=interp)
+
+
 class FrameList(Sequence[np.ndarray]):
     """A read-only sequence of I420 frames, raw or compressed; indexing returns the raw frame."""
 

@@ -49,7 +49,7 @@ async def render_episode(
     pools = pools or StagePools.for_deployment(deployment)
     timeline = Timeline()
     runtime = EpisodeRuntime(models, deployment, pools, request, timeline=timeline, on_progress=on_progress)
-    quality = deployment.quality.tier(request.quality or deployment.quality.default)
+    quality = deployment.quality.stream_tier(request.quality)
     video_path, json_path, vtt_path = output_paths(out)
     writer = Mp4Writer(video_path, quality, deployment.output)
     transcript = TranscriptBuilder(hosts=runtime.hosts)

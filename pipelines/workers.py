@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
 from models.protocols import Quality, SceneInfo, VisualSegment
-from pipelines.frames import FrameList
+from pipelines.frames import FrameList, fit
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,8 @@ class DrawJob:
     quality: Quality
     jpeg_quality: int | None
     frames: tuple[int, int] | None = None
+    #: (width, height) the frames are delivered at (the episode's stream); None: the tier's.
+    size: tuple[int, int] | None = None
 
 
 @dataclass
@@ -55,11 +57,17 @@ class Drawer(Protocol):
 
 
 def draw_with(animator: Any, job: DrawJob) -> Drawn:
-    """Draw a job with an animator in this process: shared by every backend."""
+    """Draw a job with an animator in this process: shared by every backend.
+
+    Frames leave the worker at the stream's size: scaling a 720p frame here once
+    is cheaper than compressing it at 720p and having every viewer and the archive
+    decode and scale it on the server's event loop.
+    """
     from pipelines.episode import rgb_to_i420
 
     t0 = time.perf_counter()
-    frames = [rgb_to_i420(f) for f in animator.render(job.scene, job.visual, job.quality, frames=job.frames)]
+    rendered = animator.render(job.scene, job.visual, job.quality, frames=job.frames, size=job.size)
+    frames = [rgb_to_i420(fit(f, job.size)) for f in rendered]
     elapsed = time.perf_counter() - t0
     stored = FrameList.raw(frames) if job.jpeg_quality is None else FrameList.compress(frames, job.jpeg_quality)
     return Drawn(stored, elapsed)

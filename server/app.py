@@ -281,7 +281,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         episode = _episode_or_404(state, episode_id)
         mgr = manager()
         await mgr.ensure_playable(episode)
-        quality = mgr.deployment.quality.tier(episode.request.quality or mgr.deployment.quality.default)
+        quality = mgr.deployment.quality.stream_tier(episode.request.quality)
         return StreamingResponse(fragmented_mp4(episode.buffer, quality), media_type="video/mp4")
 
     # ---------------------------------------------------------------- WebRTC
@@ -290,14 +290,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         episode = _episode_or_404(state, episode_id)
         mgr = manager()
         await mgr.ensure_playable(episode)
-        quality = mgr.deployment.quality.tier(episode.request.quality or mgr.deployment.quality.default)
+        quality = mgr.deployment.quality.stream_tier(episode.request.quality)
         playhead = Playhead(episode.buffer)
 
         def filler():
             key = (episode.id, episode.title)
             if key not in state.filler_cache:
                 segments = episode.buffer.segments
-                if segments and segments[0].kind == "intro" and segments[0].quality == quality:
+                if segments and segments[0].kind == "intro" and segments[0].frames[0].shape == (quality.height * 3 // 2, quality.width):
                     # The intro is the same title card, already drawn off the event loop.
                     state.filler_cache[key] = segments[0].frames[0]
                 else:

@@ -20,7 +20,7 @@ from pipelines.admission import Admission, Load, Verdict
 from pipelines.archive import Mp4Writer
 from pipelines.config import Deployment
 from pipelines.episode import EpisodeError, EpisodeRequest, EpisodeRuntime, ReadySegment
-from pipelines.executors import StagePools
+from pipelines.executors import StagePools, lower_thread_priority
 from pipelines.models_loaded import LoadedModels
 from pipelines.playout import PlayoutBuffer
 from pipelines.replay import segments_from_archive
@@ -169,7 +169,9 @@ class EpisodeManager:
         self.min_free_bytes = min_free_bytes
         self.episodes: dict[str, Episode] = {}
         # x264 encoding of the archive must never block the event loop that paces WebRTC.
-        self._archive_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sw-archive")
+        self._archive_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sw-archive",
+                                                initializer=lower_thread_priority,
+                                                initargs=(deployment.runtime.generation_nice,))
         self._stopping = False
         #: Episodes waiting for admission, oldest first.
         self.queue: list[str] = []
@@ -253,7 +255,7 @@ class EpisodeManager:
         async with episode._replay_lock:
             if episode.buffer.end:
                 return
-            quality = self.deployment.quality.tier(episode.request.quality or self.deployment.quality.default)
+            quality = self.deployment.quality.stream_tier(episode.request.quality)
             segments = await asyncio.to_thread(
                 segments_from_archive, str(episode.video_path), quality, episode.transcript.segments
             )
@@ -368,7 +370,7 @@ class EpisodeManager:
         loop = asyncio.get_running_loop()
         runtime = episode.runtime
         assert runtime is not None
-        quality = self.deployment.quality.tier(episode.request.quality or self.deployment.quality.default)
+        quality = self.deployment.quality.stream_tier(episode.request.quality)
         writer = Mp4Writer(episode.video_path, quality, self.deployment.output)
         try:
             async for segment in runtime.run():
