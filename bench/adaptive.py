@@ -11,6 +11,7 @@ how many episodes admission control queued. A table (markdown) and a plot (PNG).
 Figures, never assertions: the machine is noisy. Usage:
     .venv/bin/python bench/adaptive.py [--levels 1,2,3,4] [--duration 180]
         [--policies adaptive,static-high,static,static-low,fifo,batch] [--json out.json] [--png docs/img/adaptive.png]
+    .venv/bin/python bench/adaptive.py --from-json a.json b.json --duration 180 --png docs/img/adaptive.png
 """
 from __future__ import annotations
 
@@ -222,10 +223,20 @@ def main() -> int:
     parser.add_argument("--policies", default=",".join(POLICIES))
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--png", type=Path, default=None)
+    parser.add_argument("--from-json", type=Path, nargs="+", default=None,
+                        help="report (and plot) runs saved with --json, merged, instead of running")
     args = parser.parse_args()
     levels = [int(v) for v in args.levels.split(",")]
     policies = args.policies.split(",")
     ladder = [t.name for t in load_deployment().quality.ladder]
+    if args.from_json:
+        rows = [row for path in args.from_json for row in json.loads(path.read_text())]
+        order = {p: i for i, p in enumerate(POLICIES)}
+        rows.sort(key=lambda r: (order.get(r["policy"], len(order)), r["episodes"]))
+        print(report(rows, ladder, args.duration))
+        if args.png:
+            plot(rows, ladder, args.png)
+        return 0
 
     from playwright.sync_api import sync_playwright
 

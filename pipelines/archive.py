@@ -65,6 +65,7 @@ class Mp4Writer:
         self.video.time_base = TIME_BASE
         self.video.codec_context.time_base = TIME_BASE
         self.video.options = {"preset": spec.preset, "crf": str(spec.crf)}
+        self.video.codec_context.thread_count = spec.threads
         self.audio = self.container.add_stream("aac", rate=CLOCK_RATE, layout="mono")
         self.audio.bit_rate = spec.audio_bitrate
         self.audio.time_base = TIME_BASE

@@ -279,6 +279,9 @@ class OutputSpec(_Strict):
     video_codec: Literal["libx264", "h264"] = "libx264"
     preset: str = "veryfast"
     crf: int = Field(23, ge=0, le=51)
+    #: Encoder threads (0: the encoder decides). One costs the least CPU per frame (x264
+    #: at 360p: 2.4 ms against 3.0 ms with its own choice), and the archive has slack.
+    threads: int = Field(1, ge=0, le=64)
     audio_bitrate: int = Field(96_000, ge=16_000, le=320_000)
 
 
