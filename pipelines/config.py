@@ -194,9 +194,6 @@ class RuntimeSpec(_Strict):
     #: A free worker also runs a job another worker straggles on (far past its
     #: prediction), and the first result is kept: one slow worker cannot stall an episode.
     backup_runs: bool = True
-    #: CPU niceness of the script, speech and archive threads (0-19; 0: no change):
-    #: they have slack, while the event loop pacing viewers and answering offers has none.
-    generation_nice: int = Field(0, ge=0, le=19)
     admission: AdmissionSpec = AdmissionSpec()
 
 

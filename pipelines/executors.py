@@ -23,7 +23,6 @@ import contextvars
 import heapq
 import itertools
 import math
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -98,27 +97,10 @@ def current_slot() -> Slot | None:
     return getattr(_current, "slot", None)
 
 
-def lower_thread_priority(nice: int) -> None:
-    """Lower the calling thread's CPU priority (Linux schedules threads one by one).
-
-    Generation (script, speech, the archive) runs ahead of playback and has
-    slack; the event loop that answers offers and paces every viewer's frames
-    has none. Niced, generation still gets every idle cycle, but a waking event
-    loop preempts it, so a busy machine still starts new viewers promptly.
-    """
-    if nice <= 0 or not hasattr(os, "setpriority"):
-        return
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
-    except OSError:  # not permitted here: run at the default priority
-        pass
-
-
 class StagePool:
     def __init__(self, stage: str, workers: int = 1, order: Order = "edf", slots: list[Slot] | None = None,
-                 backup_runs: bool = True, nice: int = 0) -> None:
+                 backup_runs: bool = True) -> None:
         self.stage = stage
-        self.nice = nice
         self.backup_runs = backup_runs
         self.slots = slots or [Slot(f"sw-{stage}-{i}", stage) for i in range(workers)]
         self.workers = len(self.slots)
@@ -225,7 +207,6 @@ class StagePool:
     def _work(self, index: int) -> None:
         slot = self.slots[index]
         _current.slot = slot
-        lower_thread_priority(self.nice)
         while True:
             with self._cv:
                 self._idle.add(index)
@@ -346,7 +327,7 @@ def _settle(future: asyncio.Future, result: Any, exc: BaseException | None) -> N
 class StagePools:
     def __init__(self, script: int = 1, speech: int = 1, video: int | list[Slot] = 1, order: Order = "edf",
                  video_costs: dict[str, float] | None = None, cold_costs: dict[str, float] | None = None,
-                 backup_runs: bool = True, nice: int = 0) -> None:
+                 backup_runs: bool = True) -> None:
         from pipelines.planner import CostModel
 
         #: Drawing cost per tier at speed 1 (the profile); slots measure their own speed against it.
@@ -357,8 +338,8 @@ class StagePools:
 
         #: How busy the machine is, shared by every episode's planner.
         self.cpu = CpuMeter()
-        self.script = StagePool("script", script, order, nice=nice)
-        self.speech = StagePool("speech", speech, order, nice=nice)
+        self.script = StagePool("script", script, order)
+        self.speech = StagePool("speech", speech, order)
         slots = video if isinstance(video, list) else None
         self.video = StagePool("video", video if isinstance(video, int) else len(video), order, slots=slots,
                                backup_runs=backup_runs)
@@ -393,7 +374,7 @@ class StagePools:
         workers = {kind: spec.workers for kind, spec in deployment.tasks.items()}
         pools = cls(script=workers.get("script", 1), speech=workers.get("speech", 1), video=slots or 1,
                     order=deployment.runtime.scheduling, video_costs=costs, cold_costs=cold,
-                    backup_runs=deployment.runtime.backup_runs, nice=deployment.runtime.generation_nice)
+                    backup_runs=deployment.runtime.backup_runs)
         pools.profile = profile
         if slots:
             # Start every worker now (spawning a process takes a second), not on the first request.

@@ -20,7 +20,7 @@ from pipelines.admission import Admission, Load, Verdict
 from pipelines.archive import Mp4Writer
 from pipelines.config import Deployment
 from pipelines.episode import EpisodeError, EpisodeRequest, EpisodeRuntime, ReadySegment
-from pipelines.executors import StagePools, lower_thread_priority
+from pipelines.executors import StagePools
 from pipelines.models_loaded import LoadedModels
 from pipelines.playout import PlayoutBuffer
 from pipelines.replay import segments_from_archive
@@ -169,9 +169,7 @@ class EpisodeManager:
         self.min_free_bytes = min_free_bytes
         self.episodes: dict[str, Episode] = {}
         # x264 encoding of the archive must never block the event loop that paces WebRTC.
-        self._archive_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sw-archive",
-                                                initializer=lower_thread_priority,
-                                                initargs=(deployment.runtime.generation_nice,))
+        self._archive_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sw-archive")
         self._stopping = False
         #: Episodes waiting for admission, oldest first.
         self.queue: list[str] = []
