@@ -257,11 +257,11 @@ def main() -> int:
                         server.stop()
                 rows.append(row)
                 print(report([row], ladder, args.duration).splitlines()[-1], file=sys.stderr)
+                if args.json:  # after every run: a long session cut short keeps what it measured
+                    args.json.parent.mkdir(parents=True, exist_ok=True)
+                    args.json.write_text(json.dumps(rows, indent=2))
         browser.close()
     print(report(rows, ladder, args.duration))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rows, indent=2))
     if args.png:
         plot(rows, ladder, args.png)
         print(f"\nplot: {args.png}")
