@@ -59,8 +59,9 @@ class ReadySegment:
     """Audio and frames of one stretch of the timeline, ready to play.
 
     ``kind`` is "intro" (title card), "speech" (a host talking) or "outro".
-    Frames are I420 (``(h * 3 // 2, w)`` uint8), frame n at ``start + n * spf``; a
-    ``FrameList`` keeps them compressed and decodes the one that is read.
+    Frames are I420 (``(h * 3 // 2, w)`` uint8) at the episode's stream size, whatever
+    tier ``quality`` drew them at; frame n at ``start + n * spf``; a ``FrameList`` keeps
+    them compressed and decodes the one that is read.
     """
 
     kind: str
