@@ -236,6 +236,9 @@ class QualitySpec(_Strict):
     #: The adaptive policy goes above the default tier only while the machine's CPUs are
     #: busy less than this share of the time (drawing shares them with script and speech).
     climb_below_cpu: float = Field(0.85, gt=0.0, le=1.0)
+    #: ...unless every generating episode has at least this many seconds of content ready
+    #: ahead of its viewers: then busy CPUs are generation running ahead, not a shortage.
+    climb_lead_s: float = Field(12.0, ge=0.0, le=3600.0)
     #: A measured profile (``streamwise profile``); its drawing costs replace the ladder's ``rtf``.
     profile: str | None = None
 

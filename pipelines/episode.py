@@ -159,12 +159,15 @@ class EpisodeRuntime:
             q.qualities(), self.policy, q.default, q.floor, pools.video_costs,
             startup=q.startup, startup_segments=q.startup_segments, reserve_s=q.reserve_s,
             cpu=pools.cpu, climb_below_cpu=q.climb_below_cpu,
+            min_lead=pools.min_lead_s, climb_lead_s=q.climb_lead_s,
         )
         self._title_ready = asyncio.Event()
         self._rendered_event = asyncio.Event()
         # The wall-clock instant the first words are due: deadlines count from it.
         self._origin = time.monotonic() + deployment.runtime.startup_target_s
         self._intro_samples = 0
+        #: End (clock samples) of the spoken content ready to play, in order.
+        self._ready_end: int | None = None
         #: Worker slots that have drawn each tier for this episode (its studio is built there).
         self._warm: dict[str, set[str]] = {}
 
@@ -176,6 +179,12 @@ class EpisodeRuntime:
         """
         spoken = max(0, start - self._intro_samples) / clock.CLOCK_RATE
         return self._origin + spoken - self.deployment.runtime.deadline_margin_s
+
+    def lead_s(self) -> float:
+        """Seconds of content ready ahead of the viewers' playout clock: this episode's buffer."""
+        if self._ready_end is None:
+            return 0.0
+        return self.deadline(self._ready_end) + self.deployment.runtime.deadline_margin_s - time.monotonic()
 
     @property
     def at_risk(self) -> bool:
@@ -422,6 +431,7 @@ class EpisodeRuntime:
         ]
         video_tasks: list[asyncio.Task] = []
         last_tier = self._first_tier()
+        self.pools.generating.add(self)
         try:
             await self._title_ready.wait()
             if intro:
@@ -436,6 +446,7 @@ class EpisodeRuntime:
                 video_tasks.append(task)
                 ready = await task
                 last_tier = ready.quality
+                self._ready_end = ready.end
                 yield ready
             for task in tasks:
                 await task  # re-raises a stage's EpisodeError
@@ -445,6 +456,7 @@ class EpisodeRuntime:
                     deadline=self._queue_key(self._speech_end),
                 )
         finally:
+            self.pools.generating.discard(self)
             for task in tasks + video_tasks:
                 if not task.done():
                     task.cancel()

@@ -23,6 +23,7 @@ import contextvars
 import heapq
 import itertools
 import math
+import weakref
 import threading
 import time
 from dataclasses import dataclass, field
@@ -338,11 +339,17 @@ class StagePools:
 
         #: How busy the machine is, shared by every episode's planner.
         self.cpu = CpuMeter()
+        #: Episodes generating on these pools (anything with ``lead_s()``), for min_lead_s.
+        self.generating: weakref.WeakSet = weakref.WeakSet()
         self.script = StagePool("script", script, order)
         self.speech = StagePool("speech", speech, order)
         slots = video if isinstance(video, list) else None
         self.video = StagePool("video", video if isinstance(video, int) else len(video), order, slots=slots,
                                backup_runs=backup_runs)
+
+    def min_lead_s(self) -> float:
+        """The thinnest buffer among generating episodes: seconds of content ready ahead of viewers."""
+        return min((episode.lead_s() for episode in list(self.generating)), default=math.inf)
 
     @property
     def drawers(self) -> list[Any]:

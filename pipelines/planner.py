@@ -18,10 +18,11 @@ Every decision is kept with its reason for the timeline.
 """
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Collection
+from typing import Any, Callable, Collection
 
 from models.protocols import Quality
 
@@ -121,6 +122,8 @@ class TierPlanner:
         reserve_s: float = 0.0,
         cpu: CpuMeter | None = None,
         climb_below_cpu: float = 1.0,
+        min_lead: Callable[[], float] | None = None,
+        climb_lead_s: float = math.inf,
     ) -> None:
         self.ladder = ladder
         self.names = [q.name for q in ladder]
@@ -136,6 +139,11 @@ class TierPlanner:
         #: Above the default tier only while the machine's CPUs are less busy than this.
         self.cpu = cpu
         self.climb_below_cpu = climb_below_cpu
+        #: Seconds of content every generating episode has ready ahead of its viewers (the
+        #: thinnest buffer on the machine); with at least ``climb_lead_s`` of it, busy
+        #: CPUs are generation running ahead, not a shortage, and climbing is allowed.
+        self.min_lead = min_lead
+        self.climb_lead_s = climb_lead_s
         self.decisions: list[Decision] = []
         self._last: int | None = None
 
@@ -171,11 +179,9 @@ class TierPlanner:
         wait = backlog_s / max(capacity, 1e-9)
         top = len(self.ladder) - 1 if self._last is None else min(len(self.ladder) - 1, self._last + 1)
         default = self.names.index(self.default)
-        busy = self.cpu.busy() if self.cpu is not None else 0.0
-        if busy >= self.climb_below_cpu:
-            # The cores are taken (other episodes' script, speech, viewers): up to the
-            # default tier, and no higher than what this episode already holds.
-            top = min(top, max(default, self._last if self._last is not None else default))
+        gate = self._cpu_gate(default)
+        if gate is not None:
+            top = min(top, gate[0])
         splits = (1, max_parts) if max_parts > 1 else (1,)
         for i in range(top, self.floor - 1, -1):
             # Buffer-based: climbing spends buffer, so it needs the reserve to spare.
@@ -185,11 +191,33 @@ class TierPlanner:
                 run = self.costs.cost(self.names[i], media_s / parts, self.names[i] in cold) / fastest
                 predicted = (wait + run) * self.headroom
                 if predicted + spare <= slack_s:
-                    return self._record(segment, self.names[i], self._why(i, parts), slack_s, predicted, parts, backlog_s)
+                    why = self._why(i, parts) + (gate[1] if gate is not None and i == top else "")
+                    return self._record(segment, self.names[i], why, slack_s, predicted, parts, backlog_s)
         name = self.names[self.floor]
         run = self.costs.cost(name, media_s / max_parts, name in cold) / fastest
         return self._record(segment, name, "no tier meets the deadline: floor tier on every worker", slack_s,
                             (wait + run) * self.headroom, max_parts, backlog_s)
+
+    def _cpu_gate(self, default: int) -> tuple[int, str] | None:
+        """The highest rung allowed while the cores are taken, and why; None when not limited.
+
+        Busy CPUs alone say little: an episode generating ahead of its viewers
+        keeps them busy too. They only hold quality back while some episode's
+        buffer is thin (its script and speech need those cores): hold at most what
+        this episode has, above the default tier; and with less than half the lead,
+        give the cores back down to the default tier.
+        """
+        busy = self.cpu.busy() if self.cpu is not None else 0.0
+        if busy < self.climb_below_cpu:
+            return None
+        held = max(default, self._last if self._last is not None else default)
+        if self.min_lead is None:
+            return held, f" (CPUs {busy:.0%} busy: at most {self.names[held]})"
+        lead = self.min_lead()
+        if lead >= self.climb_lead_s:
+            return None
+        cap = default if lead < self.climb_lead_s / 2 else held
+        return cap, f" (CPUs {busy:.0%} busy, thinnest buffer {lead:.1f} s: at most {self.names[cap]})"
 
     def _why(self, i: int, parts: int) -> str:
         if self._last is None:

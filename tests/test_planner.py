@@ -106,6 +106,45 @@ def test_busy_cores_keep_it_at_the_default_tier():
     assert p.choose(5, media_s=3.0, slack_s=20.0).name == "720p", "holds what it has"
 
 
+def test_busy_cores_with_deep_buffers_everywhere_still_climb():
+    """An episode generating ahead keeps the CPUs busy too: that is no reason to hold back."""
+    leads = {"value": 30.0}
+    p = planner(cpu=FixedCpu(1.0), climb_below_cpu=0.85, min_lead=lambda: leads["value"], climb_lead_s=12.0)
+    assert [p.choose(i, media_s=3.0, slack_s=20.0).name for i in range(4)] == ["720p", "720p", "720p", "720p"]
+    # Another episode's buffer is getting thin: hold what this one has...
+    leads["value"] = 8.0
+    assert p.choose(4, media_s=3.0, slack_s=20.0).name == "720p"
+    assert "thinnest buffer 8.0 s" in p.decisions[-1].reason
+    # ...and with less than half the lead, give the cores back down to the default tier.
+    leads["value"] = 4.0
+    assert p.choose(5, media_s=3.0, slack_s=20.0).name == "360p"
+    assert "at most 360p" in p.decisions[-1].reason
+    leads["value"] = 20.0
+    assert p.choose(6, media_s=3.0, slack_s=20.0).name == "480p", "deep buffers again: one rung up"
+
+
+def test_min_lead_is_the_thinnest_buffer_of_the_generating_episodes():
+    from pipelines.executors import StagePools
+
+    class Episode:
+        def __init__(self, lead: float) -> None:
+            self.lead = lead
+
+        def lead_s(self) -> float:
+            return self.lead
+
+    pools = StagePools()
+    try:
+        assert pools.min_lead_s() == float("inf")
+        a, b = Episode(30.0), Episode(6.0)
+        pools.generating.update((a, b))
+        assert pools.min_lead_s() == 6.0
+        pools.generating.discard(b)
+        assert pools.min_lead_s() == 30.0
+    finally:
+        pools.shutdown()
+
+
 def test_cpu_meter_reads_proc_stat(tmp_path):
     from pipelines.planner import CpuMeter
 
