@@ -201,11 +201,12 @@ def plot(rows: list[dict], ladder: list[str], path: Path) -> None:
         rs = sorted((r for r in rows if r["policy"] == policy), key=lambda r: r["episodes"])
         n = [r["episodes"] for r in rs]
         axes[0].plot(n, [pct([v for v in r["ttff_s"] if v is not None], .95) for r in rs], marker="o", label=policy)
-        axes[1].plot(n, [r["stall_ratio"] or 0.0 for r in rs], marker="o", label=policy)
+        axes[1].plot(n, [(r.get("content_stalled_s") or 0.0) / r["episodes"] for r in rs], marker="o", label=policy)
         axes[2].plot(n, [(_share(r, [ladder[-1]]) or 0.0) * 100 for r in rs], marker="o", label=policy)
     axes[0].set(title="TTFF p95 (s)", xlabel="concurrent episodes")
     axes[0].axhline(1.0, color="grey", lw=0.8, ls="--")
-    axes[1].set(title="stall ratio", xlabel="concurrent episodes")
+    axes[1].set(title="content late per viewer (s)", xlabel="concurrent episodes")
+    axes[1].set_yscale("symlog", linthresh=1.0)
     axes[2].set(title=f"frames at {ladder[-1]} (%)", xlabel="concurrent episodes")
     for ax in axes:
         ax.grid(alpha=0.3)
