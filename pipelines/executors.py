@@ -23,9 +23,9 @@ import contextvars
 import heapq
 import itertools
 import math
-import weakref
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal, TypeVar

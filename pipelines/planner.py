@@ -14,6 +14,8 @@ grows, drops as far as needed when a deadline is at risk, and never goes below
 the configured floor. A rung up needs ``reserve_s`` of slack to spare beyond its
 predicted drawing and holding needs half of it, so with a thin buffer the planner
 steps down and rebuilds it (buffer-based, as video players choose bitrates).
+Above the default tier it only climbs while the CPUs have room or every
+generating episode has ``climb_lead_s`` of content ready ahead of its viewers.
 Every decision is kept with its reason for the timeline.
 """
 from __future__ import annotations
