@@ -30,7 +30,7 @@ from models.protocols import (
 from pipelines import clock
 from pipelines.config import Deployment
 from pipelines.executors import StagePools
-from pipelines.frames import FrameList, fit
+from pipelines.frames import FrameList
 from pipelines.planner import Decision, TierPlanner
 from pipelines.models_loaded import LoadedModels
 from pipelines.segmenter import Segmenter, SegmentText
@@ -154,6 +154,7 @@ class EpisodeRuntime:
         q = deployment.quality
         #: Every frame is delivered at this tier's size, whatever tier drew it.
         self.stream = q.stream_tier(request.quality)
+        self._stream_size = (self.stream.width, self.stream.height)
         self.policy = request.policy or q.policy
         self.planner = TierPlanner(
             q.qualities(), self.policy, q.default, q.floor, pools.video_costs,
@@ -333,7 +334,7 @@ class EpisodeRuntime:
 
         slot = current_slot()
         job = DrawJob(self.scene, voiced.visual(), quality, self.deployment.runtime.frame_jpeg_quality, frames,
-                      size=(self.stream.width, self.stream.height))
+                      size=self._stream_size)
         # Pools built without drawers (tests, the offline bench) draw here with the loaded animator.
         drawn = slot.drawer.draw(job) if slot is not None and slot.drawer is not None else draw_with(self.models.animator, job)
         if drawn.retries:
@@ -391,11 +392,14 @@ class EpisodeRuntime:
         self.models.animator.idle_frame(self.scene, quality, 0)
 
     def card(self, kind: str, start: int, n_samples: int, quality: Quality) -> ReadySegment:
-        """A title card (intro, outro, or filler) of the given length, in silence, at the stream's size."""
+        """A title card (intro, outro, or filler) of the given length, in silence.
+
+        ``quality`` sets its frame rate; the card is drawn at the stream's size, so
+        no tier's supersampling is spent on a still picture.
+        """
         spf = quality.samples_per_frame
-        size = (self.stream.width, self.stream.height)
         frames = self._store([
-            rgb_to_i420(fit(self.models.animator.title_card(self.scene, quality, n * spf / clock.CLOCK_RATE), size))
+            rgb_to_i420(self.models.animator.title_card(self.scene, self.stream, n * spf / clock.CLOCK_RATE))
             for n in range(clock.frame_count(n_samples, quality.fps))
         ])
         return ReadySegment(

@@ -297,8 +297,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             key = (episode.id, episode.title)
             if key not in state.filler_cache:
                 segments = episode.buffer.segments
-                if segments and segments[0].kind == "intro" and segments[0].frames[0].shape == (quality.height * 3 // 2, quality.width):
-                    # The intro is the same title card, already drawn off the event loop.
+                if segments and segments[0].kind == "intro":
+                    # The intro is the same title card at the stream's size, already drawn off the event loop.
                     state.filler_cache[key] = segments[0].frames[0]
                 else:
                     from models.protocols import SceneInfo

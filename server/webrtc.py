@@ -132,7 +132,8 @@ class PlayheadVideoTrack(MediaStreamTrack):
         current = self.playhead.frame()
         image = current[0] if current is not None else self.filler()
         if self.size is not None and image.shape != (self.size[1] * 3 // 2, self.size[0]):
-            # A tier change keeps the viewer's resolution: same picture, scaled, no encoder restart.
+            # Frames arrive at the stream's size (scaled on the drawing worker); this only
+            # catches a frame that did not, so the viewer's resolution never changes.
             image = resize_i420(image, *self.size)
         frame = av.VideoFrame.from_ndarray(image, format="yuv420p")
         frame.pts = int(round(self._n * VIDEO_CLOCK / self.fps))
