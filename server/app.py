@@ -111,6 +111,9 @@ class ServerState:
         pools = StagePools.for_deployment(deployment)
         min_free_mb = int(os.environ.get("STREAMWISE_MIN_FREE_MB", "512"))
         self.manager = EpisodeManager(models, deployment, pools, self.settings.media_dir, min_free_bytes=min_free_mb * 2**20)
+        # Viewers whose playhead reached the end are sent nothing: they cost nothing to admission.
+        self.manager.streaming = lambda episode: sum(
+            v.episode_id == episode.id and not v.playhead.ended for v in self.gateway.viewers.values())
         self.ready = True
         log.info("models loaded: %s", models.load_s)
 
@@ -212,7 +215,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def admission() -> dict[str, Any]:
         """Would a new episode be admitted now, and the load behind the answer."""
         mgr = manager()
-        return mgr.admit().to_dict() | {"queued": len(mgr.queue)}
+        return mgr.admit().to_dict() | {"queued": len(mgr.queue), "costs": mgr.costs()}
 
     @app.get("/api/episodes/{episode_id}", tags=["episodes"])
     async def get_episode(episode_id: str) -> dict[str, Any]:

@@ -14,11 +14,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from pipelines.admission import Admission, Load, Verdict
 from pipelines.archive import Mp4Writer
 from pipelines.config import Deployment
+from pipelines.cost_learning import CostLearner, Usage, UsageSampler, other_cores
 from pipelines.episode import EpisodeError, EpisodeRequest, EpisodeRuntime, ReadySegment
 from pipelines.executors import StagePools
 from pipelines.models_loaded import LoadedModels
@@ -33,6 +34,14 @@ log = logging.getLogger(__name__)
 STATUSES = ("queued", "generating", "finished", "failed", "cancelled", "interrupted")
 #: New episodes are refused below this much free disk (an archive is tens of MB).
 MIN_FREE_BYTES = 512 * 1024 * 1024
+#: What admission learned about this machine's costs, next to the episodes.
+LEARNED_COSTS_FILE = "admission-costs.json"
+#: Seconds between two readings of the CPU times (what other programs use follows them).
+USAGE_INTERVAL_S = 2.0
+#: Seconds of readings per observation of the learned costs: segments land a few seconds
+#: of media at a time while their CPU is spent all along, so short windows would blur
+#: generation into viewing.
+LEARN_WINDOW_S = 10.0
 
 
 class Overloaded(RuntimeError):
@@ -174,12 +183,19 @@ class EpisodeManager:
         #: Episodes waiting for admission, oldest first.
         self.queue: list[str] = []
         self._pump_task: asyncio.Task | None = None
+        self.learned: CostLearner | None = None
+        #: Cores other programs keep busy (smoothed); admission leaves them alone.
+        self.other_cores = 0.0
+        self._usage_task: asyncio.Task | None = None
+        #: Viewers of an episode that are being sent media (the WebRTC gateway knows better than
+        #: the connection count: a viewer at the end of an episode is sent nothing).
+        self.streaming: Callable[[Episode], int] = lambda episode: episode.viewers
         self.admission = self._admission(deployment, pools)
         self._restore()
 
-    @staticmethod
-    def _admission(deployment: Deployment, pools: StagePools) -> Admission:
+    def _admission(self, deployment: Deployment, pools: StagePools) -> Admission:
         q = deployment.quality
+        spec = deployment.runtime.admission
         archive = q.default
         stage_rtf: dict[str, float] = {}
         profile = pools.profile
@@ -187,8 +203,53 @@ class EpisodeManager:
             stage_rtf = {"script": profile.script.rtf, "speech": profile.speech.rtf}
             if archive in profile.encode:
                 stage_rtf["encode"] = profile.encode[archive].rtf
-        return Admission(deployment.runtime.admission, stage_rtf, pools.video_costs.rtf,
-                         q.floor or q.ladder[0].name, deployment.runtime.startup_target_s)
+        admission = Admission(spec, stage_rtf, pools.video_costs.rtf, q.floor or q.ladder[0].name,
+                              deployment.runtime.startup_target_s)
+        if spec.enabled and spec.learn_costs:
+            self.learned = CostLearner(admission.process_demand(), spec.viewer_rtf,
+                                       path=self.media_dir / LEARNED_COSTS_FILE)
+            admission.learned = self.learned
+            admission.other_load = lambda: self.other_cores
+        return admission
+
+    def costs(self) -> dict[str, Any]:
+        """What admission plans with per episode, for /api/admission."""
+        a = self.admission
+        return {"generation_cores": round(a.generation_demand(), 3), "viewer_cores": round(a.viewer_demand(), 3),
+                "other_programs_cores": round(self.other_cores, 3),
+                "learned_samples": self.learned.samples if self.learned else 0}
+
+    async def _learn_usage(self, sampler: UsageSampler, interval_s: float = USAGE_INTERVAL_S) -> None:
+        """Every few seconds: the server's CPU time against the media generated and the viewers served."""
+        assert self.learned is not None
+        before: Usage = await asyncio.to_thread(sampler.sample)
+        window, seen, viewer_s = before, self._generated(), 0.0
+        saved = before.at
+        while not self._stopping:
+            await asyncio.sleep(interval_s)
+            try:
+                after = await asyncio.to_thread(sampler.sample)
+            except OSError as exc:  # /proc unreadable for a moment: skip this reading
+                log.debug("could not read CPU times: %s", exc)
+                continue
+            viewer_s += sum(self.streaming(e) for e in self.episodes.values()) * (after.at - before.at)
+            other = other_cores(before, after)
+            if other is not None:
+                self.other_cores += 0.3 * (other - self.other_cores)
+            before = after
+            if after.at - window.at < LEARN_WINDOW_S:
+                continue
+            now = self._generated()
+            media_s = sum(end - seen.get(eid, 0) for eid, end in now.items()) / 48_000
+            self.learned.observe(after.own_s - window.own_s, media_s, viewer_s)
+            window, seen, viewer_s = after, now, 0.0
+            if after.at - saved > 30.0:
+                await asyncio.to_thread(self.learned.save)
+                saved = after.at
+
+    def _generated(self) -> dict[str, int]:
+        """Samples generated so far by each episode this process generated (not rebuilt from an archive)."""
+        return {eid: e.buffer.end for eid, e in self.episodes.items() if e.runtime is not None}
 
     # ------------------------------------------------------------------ persistence
     def _restore(self) -> None:
@@ -275,11 +336,15 @@ class EpisodeManager:
         out = []
         for e in self.episodes.values():
             generating = e.status == "generating"
-            if not generating and not e.viewers:
+            streaming = self.streaming(e)
+            if not generating and not streaming:
                 continue
             runtime = e.runtime
             remaining = max(0.0, e.request.duration_s - e.buffer.end / 48_000) if generating else 0.0
-            out.append(Load(generating, e.viewers, remaining, bool(runtime and runtime.at_risk)))
+            # Made to be watched live: until its viewer's stream is up (a second or so after
+            # the request), plan for one, or a burst of requests would be admitted as if unwatched.
+            viewers = max(streaming, 1) if generating else streaming
+            out.append(Load(generating, viewers, remaining, bool(runtime and runtime.at_risk)))
         return out
 
     def admit(self) -> Verdict:
@@ -309,6 +374,8 @@ class EpisodeManager:
         return episode
 
     def _start(self, episode: Episode) -> None:
+        if self.learned is not None and (self._usage_task is None or self._usage_task.done()):
+            self._usage_task = asyncio.create_task(self._learn_usage(UsageSampler()), name="admission-costs")
         episode.status = "generating"
         episode.started = time.monotonic()
         episode.runtime = EpisodeRuntime(
@@ -419,6 +486,10 @@ class EpisodeManager:
         self._stopping = True
         if self._pump_task is not None:
             self._pump_task.cancel()
+        if self._usage_task is not None:
+            self._usage_task.cancel()
+        if self.learned is not None:
+            self.learned.save()
         for episode_id in self.queue:
             queued = self.episodes.get(episode_id)
             if queued is not None:

@@ -59,3 +59,22 @@ def test_a_startup_that_cannot_meet_its_target_is_refused():
 
 def test_disabled_admits_everything():
     assert admission(cores=0.1, enabled=False).check(generating(50, at_risk=True)).admit
+
+
+def test_a_generating_episode_is_planned_with_its_viewer_before_the_stream_is_up(tmp_path):
+    """A burst of requests arrives before any viewer has connected: each must count as watched."""
+    from types import SimpleNamespace
+
+    from pipelines.episode import EpisodeRequest
+    from server.episodes import Episode, EpisodeManager
+
+    def episode(status, viewers):
+        e = Episode(id=status, request=EpisodeRequest("tides", 60.0), directory=tmp_path, status=status)
+        e.viewers = viewers
+        return e
+
+    manager = SimpleNamespace(streaming=lambda e: e.viewers,
+                              episodes={"a": episode("generating", 0), "b": episode("finished", 0),
+                                        "c": episode("finished", 2), "d": episode("generating", 3)})
+    loads = EpisodeManager.loads(manager)
+    assert [(load.generating, load.viewers) for load in loads] == [(True, 1), (False, 2), (True, 3)]
