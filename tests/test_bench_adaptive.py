@@ -34,6 +34,15 @@ def test_report_lists_where_the_cores_went():
     assert "| adaptive | 3 | 0 |" in table and "| 8.7 s |" in table and "0.61 / 0.39 / 0.26" in table
 
 
+def test_a_queued_episode_is_reported_apart_from_those_admitted_at_once():
+    row = _row("adaptive", 3) | {
+        "queued": 1, "ttff_s": [0.7, 0.9, 1.1], "first_speech_s": [1.5, 1.9, 96.0],
+        "ttff_admitted_s": [0.7, 0.9], "first_speech_admitted_s": [1.5, 1.9],
+        "ttff_queued_s": [1.1], "first_speech_queued_s": [96.0]}
+    table = report([row], LADDER, 180)
+    assert "| adaptive | 3 | 1 (first words at 96 s) | 0.80 / 0.89 s | 1.70 s |" in table
+
+
 def test_saved_runs_merge_into_one_table_and_plot(tmp_path: Path):
     first, second = tmp_path / "a.json", tmp_path / "b.json"
     first.write_text(json.dumps([_row("adaptive", 1, top=79)]))
