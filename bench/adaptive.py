@@ -230,6 +230,7 @@ def plot(rows: list[dict], ladder: list[str], path: Path) -> None:
     axes[0].axhline(1.0, color="grey", lw=0.8, ls="--")
     axes[1].set(title="content late per viewer (s)", xlabel="concurrent episodes")
     axes[1].set_yscale("symlog", linthresh=1.0)
+    axes[1].set_ylim(0, max(10.0, axes[1].get_ylim()[1]))  # a run without late content stays readable
     axes[2].set(title=f"frames at {ladder[-1]} (%)", xlabel="concurrent episodes")
     for ax in axes:
         ax.grid(alpha=0.3)
