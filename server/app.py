@@ -111,9 +111,11 @@ class ServerState:
         pools = StagePools.for_deployment(deployment)
         min_free_mb = int(os.environ.get("STREAMWISE_MIN_FREE_MB", "512"))
         self.manager = EpisodeManager(models, deployment, pools, self.settings.media_dir, min_free_bytes=min_free_mb * 2**20)
-        # Viewers whose playhead reached the end are sent nothing: they cost nothing to admission.
+        # Viewers waiting for the start are sent a still title card, those at the end nothing:
+        # only the ones between are streams to admission.
         self.manager.streaming = lambda episode: sum(
-            v.episode_id == episode.id and not v.playhead.ended for v in self.gateway.viewers.values())
+            v.episode_id == episode.id and v.playhead.started and not v.playhead.ended
+            for v in self.gateway.viewers.values())
         self.ready = True
         log.info("models loaded: %s", models.load_s)
 

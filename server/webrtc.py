@@ -11,6 +11,7 @@ import asyncio
 import fractions
 import json
 import logging
+import math
 import re
 import time
 import uuid
@@ -31,6 +32,10 @@ log = logging.getLogger(__name__)
 AUDIO_PTIME = 0.020
 AUDIO_SAMPLES = int(CLOCK_RATE * AUDIO_PTIME)
 VIDEO_CLOCK = 90_000
+#: Frames per second of the title card sent while a viewer waits for its episode to start
+#: (in the admission queue, or for the first words): a still picture, so encoding it at the
+#: stream's rate would cost as much as a stream and show nothing more.
+WAITING_FPS = 2
 
 
 def allow_loopback_candidates() -> None:
@@ -118,14 +123,21 @@ class PlayheadVideoTrack(MediaStreamTrack):
         self.fps = fps
         self.filler = filler
         self.size = size  # (width, height) sent to this viewer
-        self._n = 0
+        self._n = 0  # index of the next frame on the stream's clock
+        self._last = -1  # index of the frame sent last
+        self._waiting = False  # the frame sent last was the still card of a viewer waiting to start
 
     async def recv(self) -> av.VideoFrame:
         start = self.clock.begin()
         due = start + self._n / self.fps
-        wait = due - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
+        while (wait := due - time.monotonic()) > 0:
+            if self._waiting and self.playhead.started:
+                # The first words are playing: resume at the stream's rate with the frame due now.
+                self._waiting = False
+                self._n = max(self._last + 1, math.ceil((time.monotonic() - start) * self.fps))
+                due = start + self._n / self.fps
+                continue
+            await asyncio.sleep(min(wait, 1 / self.fps) if self._waiting else wait)
         if self.playhead.ended:
             self.stop()
             raise MediaStreamError
@@ -138,7 +150,10 @@ class PlayheadVideoTrack(MediaStreamTrack):
         frame = av.VideoFrame.from_ndarray(image, format="yuv420p")
         frame.pts = int(round(self._n * VIDEO_CLOCK / self.fps))
         frame.time_base = fractions.Fraction(1, VIDEO_CLOCK)
-        self._n += 1
+        self._last = self._n
+        self._waiting = not self.playhead.started
+        # Waiting to start: the next frame is due a whole filler interval later, on the same clock.
+        self._n += max(1, self.fps // WAITING_FPS) if self._waiting else 1
         return frame
 
 
