@@ -128,6 +128,17 @@ class CostLearner:
         self._sums, self.samples = sums, samples
 
 
+def cpu_ticks(path: str = "/proc/stat") -> tuple[int, int] | None:
+    """All CPUs' (total, idle) clock ticks since boot from /proc/stat; None where it cannot be read."""
+    try:
+        with open(path) as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    return sum(values[:8]), idle  # guest time (fields 9-10) is already counted in user time
+
+
 @dataclass(frozen=True)
 class Usage:
     """CPU seconds so far: this process, its child processes (drawing workers), the whole machine."""
@@ -150,14 +161,8 @@ class UsageSampler:
         return Usage(time.monotonic(), ru.ru_utime + ru.ru_stime, self._children_s(os.getpid()), self._machine_busy_s())
 
     def _machine_busy_s(self) -> float | None:
-        try:
-            with open(f"{self.proc}/stat") as f:
-                values = [int(v) for v in f.readline().split()[1:]]
-        except (OSError, ValueError):
-            return None
-        idle = values[3] + (values[4] if len(values) > 4 else 0)
-        # guest time is already counted in user time
-        return (sum(values[:8]) - idle) / self._tick
+        ticks = cpu_ticks(f"{self.proc}/stat")
+        return None if ticks is None else (ticks[0] - ticks[1]) / self._tick
 
     def _children_s(self, pid: int) -> float:
         total = 0.0

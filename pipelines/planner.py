@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable, Collection
 
 from models.protocols import Quality
+from pipelines.cost_learning import cpu_ticks
 
 
 @dataclass(frozen=True)
@@ -81,21 +82,12 @@ class CpuMeter:
         self._busy = 0.0
         self._lock = threading.Lock()
 
-    def _read(self) -> tuple[int, int] | None:
-        try:
-            with open(self.path) as f:
-                values = [int(v) for v in f.readline().split()[1:]]
-        except (OSError, ValueError):
-            return None
-        idle = values[3] + (values[4] if len(values) > 4 else 0)
-        return sum(values), idle
-
     def busy(self) -> float:
         now = time.monotonic()
         with self._lock:
             if self._last is not None and now - self._last[0] < self.min_interval_s:
                 return self._busy
-            sample = self._read()
+            sample = cpu_ticks(self.path)
             if sample is None:
                 return 0.0
             if self._last is not None:
