@@ -54,6 +54,17 @@ MAX_RETRIES = 2
 
 #: The smallest object store Ray accepts, in MiB.
 MIN_OBJECT_STORE_MB = 76
+#: Attempts to join a cluster through Ray Client before the server gives up. The
+#: cluster's client proxy forks a server per client from a process full of gRPC threads,
+#: and that child now and then dies of SIGSEGV before it runs (3 joins of 15 on a busy
+#: 2-core machine); the next fork works.
+CLIENT_ATTEMPTS = 3
+#: Seconds before the second attempt (doubled for each after): the proxy frees the dead
+#: child's port when it notices, within a second.
+CLIENT_RETRY_S = 2.0
+#: What the proxy answers when the per-client server it forked died before it ran, or
+#: before it answered.
+_CLIENT_SERVER_FAILED = ("Starting Ray client server failed", "Proxy failed to Connect to backend")
 
 _connect_lock = threading.Lock()
 #: True when this process started the local cluster it is connected to.
@@ -94,7 +105,7 @@ def connect(spec: Any) -> None:
         previous = signal.getsignal(signal.SIGTERM) if main else None
         t0 = time.perf_counter()
         try:
-            ray.init(**kwargs)
+            _init_with_retries(kwargs)
         finally:
             if main and previous is not None:
                 signal.signal(signal.SIGTERM, previous)
@@ -102,6 +113,28 @@ def connect(spec: Any) -> None:
         log.info("Ray %s: %s in %.1f s, resources %s", ray.__version__,
                  "started a local cluster" if _started_local else f"joined {address}",
                  time.perf_counter() - t0, ray.cluster_resources())
+
+
+def _init_with_retries(kwargs: dict[str, Any]) -> None:
+    """``ray.init``, again when a Ray Client proxy failed to start this client's server.
+
+    Only that failure is retried: a wrong address, a refused token or a version
+    mismatch fails the same way every time and is reported at once.
+    """
+    delay = CLIENT_RETRY_S
+    for attempt in range(1, CLIENT_ATTEMPTS + 1):
+        try:
+            ray.init(**kwargs)
+            return
+        except ConnectionAbortedError as e:
+            if not any(m in str(e) for m in _CLIENT_SERVER_FAILED) or attempt == CLIENT_ATTEMPTS:
+                raise
+            log.warning("Ray Client at %s could not start a server for this client (attempt %d of %d); "
+                        "trying again in %.0f s", kwargs.get("address"), attempt, CLIENT_ATTEMPTS, delay)
+        with suppress(Exception):
+            ray.shutdown()  # what the failed attempt set up in this process
+        time.sleep(delay)
+        delay *= 2
 
 
 def disconnect() -> None:

@@ -222,6 +222,47 @@ def test_episode_renders_through_ray_actors_and_survives_a_killed_actor(tmp_path
     assert all(s.nbytes > 0 for s in stats)
 
 
+def _fails_then_joins(failures: list[BaseException], monkeypatch) -> list[dict]:
+    """ray.init replaced: raises ``failures`` one per call, then succeeds; returns the calls."""
+    calls: list[dict] = []
+
+    def init(**kwargs):
+        calls.append(kwargs)
+        if failures:
+            raise failures.pop(0)
+
+    monkeypatch.setattr(ray_workers.ray, "init", init)
+    monkeypatch.setattr(ray_workers.ray, "cluster_resources", lambda: {"CPU": 2.0})
+    monkeypatch.setattr(ray_workers, "CLIENT_RETRY_S", 0.01)
+    return calls
+
+
+@pytest.mark.parametrize("answer", ["Starting Ray client server failed. See ray_client_server_23000.err for "
+                                    "detailed logs.",
+                                    "Proxy failed to Connect to backend! Check `ray_client_server.err`"])
+def test_client_server_that_did_not_start_is_retried(answer, monkeypatch):
+    """The proxy's forked per-client server died before it ran, or before it answered: the
+    next ray.init joins."""
+    dead = ConnectionAbortedError(f"Initialization failure from server:\nRuntimeError: {answer}")
+    calls = _fails_then_joins([dead, dead], monkeypatch)
+    ray_workers.connect(RaySpec(address="ray://127.0.0.1:10001"))
+    assert len(calls) == 3 and all(c["address"] == "ray://127.0.0.1:10001" for c in calls)
+
+
+def test_client_failures_that_repeat_are_not_retried(monkeypatch):
+    """Other failures (a refused token, a wrong address) surface at once; the retries are bounded."""
+    calls = _fails_then_joins([ConnectionAbortedError("Initialization failure from server: bad token")],
+                              monkeypatch)
+    with pytest.raises(ConnectionAbortedError, match="bad token"):
+        ray_workers.connect(RaySpec(address="ray://127.0.0.1:10001"))
+    assert len(calls) == 1
+    dead = ConnectionAbortedError("Starting Ray client server failed.")
+    calls = _fails_then_joins([dead] * ray_workers.CLIENT_ATTEMPTS, monkeypatch)
+    with pytest.raises(ConnectionAbortedError, match="client server failed"):
+        ray_workers.connect(RaySpec(address="ray://127.0.0.1:10001"))
+    assert len(calls) == ray_workers.CLIENT_ATTEMPTS
+
+
 def test_pool_no_node_can_host_fails_with_a_clear_error():
     ray_workers.connect(SMALL)
     pool = PoolSpec(name="h200", backend="ray", num_cpus=1, num_gpus=1, resources={"gpu_h200": 1})
