@@ -324,7 +324,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             viewer, answer = await state.gateway.answer(
                 episode.id, body.sdp, body.type, playhead, quality.fps, filler, on_close,
-                size=(quality.width, quality.height),
+                size=(quality.width, quality.height), queue_status=lambda: mgr.queue_status(episode.id),
             )
         except InvalidOffer as exc:
             raise HTTPException(400, f"sdp: {exc}") from None

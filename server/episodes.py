@@ -401,6 +401,18 @@ class EpisodeManager:
     def queue_position(self, episode_id: str) -> int | None:
         return self.queue.index(episode_id) + 1 if episode_id in self.queue else None
 
+    def queue_status(self, episode_id: str) -> dict[str, int | None] | None:
+        """Where a queued episode stands, for the viewers waiting on it; None once it is not queued.
+
+        Admission's estimate of when room frees up (a generating episode done) is only
+        an estimate for the head of the queue: the others get their place in line.
+        """
+        position = self.queue_position(episode_id)
+        if position is None:
+            return None
+        starts_in = self.admit().retry_after_s if position == 1 else None
+        return {"position": position, "starts_in_s": starts_in}
+
     def rerun(self, episode_id: str) -> Episode:
         """Generate an interrupted, failed or cancelled episode again, under the same id."""
         old = self.episodes[episode_id]

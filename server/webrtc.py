@@ -36,6 +36,9 @@ VIDEO_CLOCK = 90_000
 #: (in the admission queue, or for the first words): a still picture, so encoding it at the
 #: stream's rate would cost as much as a stream and show nothing more.
 WAITING_FPS = 2
+#: The caption loop's ticks (0.1 s each) between looks at a waiting episode's place in the
+#: admission queue (each look asks admission when room frees up).
+QUEUE_STATUS_TICKS = 10
 
 
 def allow_loopback_candidates() -> None:
@@ -186,6 +189,7 @@ class WebRTCGateway:
         filler: Callable[[], np.ndarray],
         on_close: Callable[[Viewer], None],
         size: tuple[int, int] | None = None,
+        queue_status: Callable[[], dict[str, Any] | None] | None = None,
     ) -> tuple[Viewer, RTCSessionDescription]:
         if offer_type != "offer":
             raise InvalidOffer(f"type must be 'offer', got {offer_type!r}")
@@ -204,7 +208,7 @@ class WebRTCGateway:
 
         @pc.on("datachannel")
         def _channel(channel: Any) -> None:
-            asyncio.ensure_future(_captions(channel, playhead, viewer))
+            asyncio.ensure_future(_captions(channel, playhead, viewer, queue_status))
 
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=strip_mdns_candidates(offer_sdp), type="offer"))
@@ -248,12 +252,27 @@ class WebRTCGateway:
             await self.close(viewer_id)
 
 
-async def _captions(channel: Any, playhead: Playhead, viewer: Viewer) -> None:
-    """Send the caption under the viewer's playhead whenever it changes (synced with the audio)."""
+async def _captions(channel: Any, playhead: Playhead, viewer: Viewer,
+                    queue_status: Callable[[], dict[str, Any] | None] | None = None) -> None:
+    """Send the caption under the viewer's playhead whenever it changes (synced with the audio).
+
+    While the episode waits in the admission queue, its place in line goes first
+    (``{"type": "queue", ...}`` whenever it changes, then ``"position": null`` once it
+    starts): a viewer looking at a still title card is told why, and for how long.
+    """
     last: Any = object()
     scanned = 0  # buffer segments already looked at for the transcript
+    place: dict[str, Any] | None = None  # the queue status sent last
+    waiting, tick = queue_status is not None, 0
     while not viewer.closed.is_set() and channel.readyState != "closed":
         if channel.readyState == "open":
+            if waiting and tick % QUEUE_STATUS_TICKS == 0:
+                status = queue_status()  # type: ignore[misc]
+                if status != place:
+                    channel.send(json.dumps({"type": "queue", **(status or {"position": None, "starts_in_s": None})}))
+                    place = status
+                waiting = status is not None
+            tick += 1
             caption = playhead.buffer.caption_at(max(0, playhead.position - 1))
             if caption != last:
                 last = caption

@@ -77,3 +77,28 @@ def test_a_queued_episode_can_be_deleted(small_server):
     assert client.delete(f"/api/episodes/{queued['id']}").status_code == 204
     assert client.get(f"/api/episodes/{queued['id']}").status_code == 404
     assert client.delete(f"/api/episodes/{running['id']}").status_code == 204
+
+
+@pytest.mark.browser
+def test_a_viewer_waiting_in_the_queue_is_told_so_then_watches(small_server, browser):
+    """/watch on a full server queues the episode: the page says it is next, then plays it."""
+    client = small_server
+    running = client.post("/api/episodes", json={"topic": "how glaciers move", "duration_s": 40})
+    assert running.status_code == 201, running.text
+    page = browser.new_page()
+    try:
+        page.goto(f"{client.base_url}/watch?topic=why+owls+hoot&duration_s=15")
+        state = "() => document.getElementById('state').textContent"
+        page.wait_for_function(f"() => ({state})().includes('your episode is next')", timeout=30_000)
+        episode_id = page.evaluate("() => window.STREAMWISE.episode")
+        assert _status(client, episode_id)["status"] == "queued"
+        # The title card plays meanwhile, and the page keeps saying why nothing is said.
+        page.wait_for_function("() => window.streamwiseMetrics.ttffSeconds !== null", timeout=30_000)
+        assert "your episode is next" in page.evaluate(state)
+        page.wait_for_function(f"() => ({state})() === 'playing'", timeout=120_000)
+        assert _status(client, episode_id)["status"] in ("generating", "finished")
+        page.wait_for_function("() => window.streamwiseMetrics.firstSpeechSeconds !== null", timeout=60_000)
+    finally:
+        page.close()
+    for episode in client.get("/api/episodes").json()["episodes"]:
+        client.delete(f"/api/episodes/{episode['id']}")

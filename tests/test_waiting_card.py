@@ -1,10 +1,14 @@
-"""A viewer waiting for its episode to start is sent the still title card at a low rate, then the stream at full rate."""
+"""A viewer waiting for its episode to start is sent the still title card at a low rate, then the
+stream at full rate; while the episode is queued, the data channel says where it stands."""
 import asyncio
+import json
 import time
 
 import numpy as np
 from conftest import run_async
 
+from pipelines.playout import Playhead, PlayoutBuffer
+from server import webrtc
 from server.webrtc import VIDEO_CLOCK, WAITING_FPS, PlayheadVideoTrack, ViewerClock
 
 FPS = 25
@@ -51,3 +55,55 @@ def test_the_stream_resumes_when_the_first_words_play_not_at_the_next_card():
 
     index = run_async(scenario())
     assert 1 <= index < FPS // WAITING_FPS  # the frame due when content began, not the next card
+
+
+class FakeChannel:
+    readyState = "open"
+
+    def __init__(self) -> None:
+        self.sent: list[dict] = []
+
+    def send(self, text: str) -> None:
+        self.sent.append(json.loads(text))
+
+
+def test_a_queued_viewer_is_told_its_place_in_line_until_the_episode_starts(monkeypatch):
+    """The data channel says where the episode stands in the admission queue, then that it started."""
+    monkeypatch.setattr(webrtc, "QUEUE_STATUS_TICKS", 1)
+    statuses = [{"position": 2, "starts_in_s": None}, {"position": 2, "starts_in_s": None},
+                {"position": 1, "starts_in_s": 40}, None]
+    looked: list[int] = []
+
+    def queue_status():
+        looked.append(1)
+        return statuses[min(len(looked), len(statuses)) - 1]
+
+    channel = FakeChannel()
+    viewer = webrtc.Viewer(id="v", episode_id="e", pc=None, playhead=None)  # type: ignore[arg-type]
+
+    async def scenario():
+        task = asyncio.ensure_future(webrtc._captions(channel, Playhead(PlayoutBuffer()), viewer, queue_status))
+        await asyncio.sleep(0.8)
+        viewer.closed.set()
+        await task
+
+    run_async(scenario())
+    queue = [m for m in channel.sent if m["type"] == "queue"]
+    assert queue == [{"type": "queue", "position": 2, "starts_in_s": None},
+                     {"type": "queue", "position": 1, "starts_in_s": 40},
+                     {"type": "queue", "position": None, "starts_in_s": None}]
+    assert len(looked) == len(statuses), "no more looks at the queue once the episode started"
+
+
+def test_a_viewer_of_an_episode_that_never_queued_gets_no_queue_message():
+    channel = FakeChannel()
+    viewer = webrtc.Viewer(id="v", episode_id="e", pc=None, playhead=None)  # type: ignore[arg-type]
+
+    async def scenario():
+        task = asyncio.ensure_future(webrtc._captions(channel, Playhead(PlayoutBuffer()), viewer, lambda: None))
+        await asyncio.sleep(0.3)
+        viewer.closed.set()
+        await task
+
+    run_async(scenario())
+    assert not [m for m in channel.sent if m["type"] == "queue"]

@@ -21,8 +21,27 @@
 
   unmute.addEventListener("click", () => { video.muted = false; video.play(); unmute.hidden = true; });
 
+  // Waiting in the server's admission queue: the stream shows the title card meanwhile.
+  let queued = false;
   function onFirstFrame() {
-    if (m.ttffSeconds === null) { m.ttffSeconds = now(); mark("firstFrame"); stateEl.textContent = "playing"; }
+    if (m.ttffSeconds === null) {
+      m.ttffSeconds = now(); mark("firstFrame");
+      if (!queued) stateEl.textContent = "playing";
+    }
+  }
+  function aboutSeconds(s) {
+    return s < 90 ? `${Math.max(1, Math.round(s))} s` : `${Math.round(s / 60)} min`;
+  }
+  function showQueue(msg) {
+    queued = msg.position !== null && msg.position !== undefined;
+    if (!queued) { stateEl.textContent = m.ttffSeconds !== null ? "playing" : "starting"; return; }
+    if (msg.position === 1) {
+      stateEl.textContent = "the server is busy: your episode is next" +
+        (msg.starts_in_s ? `, starting in about ${aboutSeconds(msg.starts_in_s)}` : "");
+    } else {
+      const ahead = msg.position - 1;
+      stateEl.textContent = `the server is busy: ${ahead} episode${ahead === 1 ? "" : "s"} ahead of yours`;
+    }
   }
   if ("requestVideoFrameCallback" in HTMLVideoElement.prototype) {
     video.requestVideoFrameCallback(onFirstFrame);
@@ -94,6 +113,7 @@
       const msg = JSON.parse(ev.data);
       if (msg.type === "caption") showCaption(msg.speaker, msg.text);
       else if (msg.type === "line") addLine(msg);
+      else if (msg.type === "queue") showQueue(msg);
       else if (msg.type === "ended") stateEl.textContent = "ended";
     };
     const stream = new MediaStream();
