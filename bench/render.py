@@ -406,6 +406,64 @@ def bench_tier(models: LoadedModels, deployment: Deployment, scene: SceneInfo, v
     return video, enc
 
 
+#: Segments drawn for each worker count (after one warm-up job per worker and tier), and
+#: how many times the worker counts take turns.
+PARALLEL_SEGMENTS = 4
+PARALLEL_ROUNDS = 3
+
+
+def bench_parallel(deployment: Deployment, scene: SceneInfo, voiced: list[VoicedSegment], tiers: list[str],
+                   bar) -> dict[str, dict[str, float]]:
+    """Speed-up of a segment's frames split over 1..N worker processes, per tier.
+
+    The planner splits a segment across workers when one alone would miss its deadline.
+    On a machine with few cores, two workers are not twice as fast: they share the cores,
+    the memory bandwidth and the frames' trip back. Measured with the server's own
+    drawing processes on the same jobs as live (frames at the stream's size, compressed as
+    the deployment says); N is the deployment's video workers. Empty with one worker.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipelines.workers import DrawJob, ProcessDrawer
+
+    workers = sum(pool.workers for pool in deployment.video_pools())
+    spec = deployment.tasks.get("video")
+    if workers < 2 or spec is None or not voiced:
+        return {}
+    qualities = {t: deployment.quality.tier(t) for t in tiers}
+    stream = deployment.quality.stream_tier()
+    size = (stream.width, stream.height)
+    jpeg = deployment.runtime.frame_jpeg_quality
+    jobs = voiced[:PARALLEL_SEGMENTS]
+    drawers = [ProcessDrawer(spec.adapter, spec.params, qualities=list(qualities.values())) for _ in range(workers)]
+    task = bar.add_task("video over N workers", total=len(tiers) * workers * PARALLEL_ROUNDS)
+    out: dict[str, dict[str, float]] = {}
+    try:
+        with ThreadPoolExecutor(workers) as threads:
+            list(threads.map(lambda d: d.warm_up(), drawers))
+            for tier, quality in qualities.items():
+                warm = DrawJob(scene, jobs[0].visual(), quality, jpeg, (0, 1), size)
+                list(threads.map(lambda d: d.draw(warm), drawers))  # each worker's first job at a tier costs more
+                walls = {k: 0.0 for k in range(1, workers + 1)}
+                # Worker counts interleaved, rounds summed: the machine's drift hits them alike.
+                for _ in range(PARALLEL_ROUNDS):
+                    for k in walls:
+                        t0 = time.perf_counter()
+                        for v in jobs:
+                            n = clock.frame_count(v.n_samples, quality.fps)
+                            bounds = [round(n * i / k) for i in range(k + 1)]
+                            parts = [DrawJob(scene, v.visual(), quality, jpeg,
+                                             (bounds[i], bounds[i + 1]) if k > 1 else None, size) for i in range(k)]
+                            list(threads.map(lambda pair: pair[0].draw(pair[1]), zip(drawers, parts)))
+                        walls[k] += time.perf_counter() - t0
+                        bar.advance(task)
+                out[tier] = {str(k): round(walls[1] / wall, 3) for k, wall in walls.items()}
+    finally:
+        for drawer in drawers:
+            drawer.shutdown()
+    return out
+
+
 # ---------------------------------------------------------------------------- report
 def _f(x: float | None, digits: int = 2) -> str:
     return "–" if x is None else f"{x:.{digits}f}"
@@ -448,6 +506,10 @@ def markdown(report: dict) -> str:
     for tier, e in st["encode"].items():
         note = f"{e['frames_per_s']:.1f} fps, {e['kbit_per_s']:.0f} kbit/s ({report['encoder']})"
         out.append(f"| encode | {tier} | – | {e['compute_s']:.2f} | {e['media_s']:.2f} | **{_f(e['rtf'])}** | {_f(e['cpu_per_media_s'])} | {note} |")
+    for tier, speedup in (st.get("parallel") or {}).items():
+        ks = sorted(speedup, key=int)
+        note = ", ".join(f"{k} workers {speedup[k]:.2f}x" for k in ks if k != "1")
+        out.append(f"| video split | {tier} | – | – | – | – | – | speed-up over one worker: {note} |")
     out.append("")
     out.append(
         "RTF = compute seconds per media second, each stage alone (under 1: faster than real time). Media is the "
@@ -489,6 +551,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the figures as JSON (with a per-stage, per-tier profile)")
     p.add_argument("--quick", action="store_true", help=f"smoke test: a {QUICK_DURATION_S:g} s episode")
     p.add_argument("--no-stream", action="store_true", help="skip the streaming render (first segment vs whole episode)")
+    p.add_argument("--no-parallel", action="store_true", help="skip drawing split over the deployment's video workers")
     p.add_argument("--workflow", default=str(DEFAULT_WORKFLOW), help="workflow YAML")
     p.add_argument("--deploy", default=str(os.environ.get("STREAMWISE_DEPLOY", DEFAULT_DEPLOYMENT)), help="deployment YAML")
     args = p.parse_args(argv)
@@ -552,6 +615,9 @@ def run(args: argparse.Namespace) -> dict:
         for tier in tiers:
             with memory.phase(f"video + encode {tier}"):
                 stages["video"][tier], stages["encode"][tier] = bench_tier(models, deployment, scene, voiced, tier, tmp, bar)
+        if not args.no_parallel:
+            with memory.phase("video over N workers"):
+                stages["parallel"] = bench_parallel(deployment, scene, voiced, tiers, bar)
         report["stages"] = stages
 
     report["profile"] = {
@@ -560,6 +626,7 @@ def run(args: argparse.Namespace) -> dict:
         "speech": stages["speech"]["rtf"],
         "video": {t: v["rtf"] for t, v in stages["video"].items()},
         "encode": {t: e["rtf"] for t, e in stages["encode"].items()},
+        "parallel": stages.get("parallel", {}),
     }
     stream_tier = report.get("streaming", {}).get("tier")
     if stream_tier in stages["video"]:

@@ -327,8 +327,10 @@ class EpisodeRuntime:
                                  backlog_s=video.backlog_s(deadline), capacity=video.capacity,
                                  fastest=video.fastest, max_parts=video.workers, cold=cold)
 
-    def _draw(self, voiced: VoicedSegment, quality: Quality, frames: tuple[int, int] | None = None) -> FrameList:
-        """Draw the segment (or a range of its frames) on the calling worker slot's drawer."""
+    def _draw(self, voiced: VoicedSegment, quality: Quality, frames: tuple[int, int] | None = None,
+              parts: int = 1) -> FrameList:
+        """Draw the segment (or a range of its frames, one of ``parts`` drawn at once) on the
+        calling worker slot's drawer."""
         from pipelines.executors import current_slot
         from pipelines.workers import DrawJob, draw_with
 
@@ -345,7 +347,9 @@ class EpisodeRuntime:
             n_total = clock.frame_count(voiced.n_samples, quality.fps)
             share = (min(frames[1], n_total) - frames[0]) / max(1, n_total) if frames else 1.0
             warm = self._warm.setdefault(quality.name, set())
-            predicted = self.pools.video_costs.cost(quality.name, voiced.media_s * share, cold=slot.name not in warm)
+            # A part drawn while the others are takes what the split's measured speed-up says.
+            predicted = self.pools.video_costs.cost(quality.name, voiced.media_s * share * parts,
+                                                    cold=slot.name not in warm, parts=parts)
             slot.observe(predicted, drawn.elapsed_s)
             warm.add(slot.name)
         return drawn.frames
@@ -360,7 +364,7 @@ class EpisodeRuntime:
         n_frames = clock.frame_count(voiced.n_samples, quality.fps)
         parts = max(1, min(decision.parts, n_frames))
         bounds = [round(n_frames * k / parts) for k in range(parts + 1)]
-        cost = self.pools.video_costs.cost(quality.name, voiced.media_s / parts, cold=quality.name not in self._warm)
+        cost = self.pools.video_costs.cost(quality.name, voiced.media_s, cold=quality.name not in self._warm, parts=parts)
         try:
             pieces = await asyncio.gather(*(
                 self.pools.video.run(
@@ -368,6 +372,7 @@ class EpisodeRuntime:
                     voiced,
                     quality,
                     (bounds[k], bounds[k + 1]) if parts > 1 else None,
+                    parts,
                     timeline=self.timeline,
                     segment=voiced.seg.index,
                     tier=quality.name,

@@ -328,11 +328,11 @@ def _settle(future: asyncio.Future, result: Any, exc: BaseException | None) -> N
 class StagePools:
     def __init__(self, script: int = 1, speech: int = 1, video: int | list[Slot] = 1, order: Order = "edf",
                  video_costs: dict[str, float] | None = None, cold_costs: dict[str, float] | None = None,
-                 backup_runs: bool = True) -> None:
+                 backup_runs: bool = True, split_speedup: dict[str, dict[int, float]] | None = None) -> None:
         from pipelines.planner import CostModel
 
         #: Drawing cost per tier at speed 1 (the profile); slots measure their own speed against it.
-        self.video_costs = CostModel(video_costs or {}, cold_costs)
+        self.video_costs = CostModel(video_costs or {}, cold_costs, split_speedup)
         #: The measured profile the deployment names (pipelines.profiles.Profile), if any.
         self.profile: Any = None
         from pipelines.planner import CpuMeter
@@ -381,7 +381,8 @@ class StagePools:
         workers = {kind: spec.workers for kind, spec in deployment.tasks.items()}
         pools = cls(script=workers.get("script", 1), speech=workers.get("speech", 1), video=slots or 1,
                     order=deployment.runtime.scheduling, video_costs=costs, cold_costs=cold,
-                    backup_runs=deployment.runtime.backup_runs)
+                    backup_runs=deployment.runtime.backup_runs,
+                    split_speedup=profile.parallel if profile is not None else None)
         pools.profile = profile
         if slots:
             # Start every worker now (spawning a process takes a second), not on the first request.

@@ -53,18 +53,36 @@ class CostModel:
     measures it against these costs), not the relative cost of the tiers.
     """
 
-    def __init__(self, initial: dict[str, float], cold_s: dict[str, float] | None = None) -> None:
+    def __init__(self, initial: dict[str, float], cold_s: dict[str, float] | None = None,
+                 speedup: dict[str, dict[int, float]] | None = None) -> None:
         self._rtf = dict(initial)
         #: Extra seconds the first segment of a tier costs a worker (its studio, caches): the
         #: profile's fitted fixed cost.
         self._cold = {k: max(0.0, v) for k, v in (cold_s or {}).items()}
+        #: How much faster a segment is drawn split over k workers than on one, per tier (the
+        #: profile's ``parallel``): on two shared cores, well under k.
+        self._speedup = {tier: {int(k): v for k, v in by_k.items()} for tier, by_k in (speedup or {}).items()}
 
     def rtf(self, tier: str) -> float:
         return self._rtf.get(tier, max(self._rtf.values(), default=1.0))
 
-    def cost(self, tier: str, media_s: float, cold: bool = False) -> float:
-        """Predicted speed-1 seconds to draw ``media_s`` of ``tier`` (on a worker new to it if ``cold``)."""
-        return self.rtf(tier) * media_s + (self._cold.get(tier, 0.0) if cold else 0.0)
+    def speedup(self, tier: str, parts: int) -> float:
+        """Measured speed-up over ``parts`` workers; a count not measured keeps the per-worker
+        efficiency of the largest one measured; nothing measured: ideal (``parts``)."""
+        if parts <= 1:
+            return 1.0
+        measured = self._speedup.get(tier)
+        if not measured:
+            return float(parts)
+        if parts in measured:
+            return max(measured[parts], 1e-3)
+        largest = max(measured)
+        return max(measured[largest] * parts / largest, 1e-3)
+
+    def cost(self, tier: str, media_s: float, cold: bool = False, parts: int = 1) -> float:
+        """Predicted speed-1 seconds until ``media_s`` of ``tier`` is drawn, split over ``parts``
+        workers drawing at once (each new to the tier if ``cold``)."""
+        return self.rtf(tier) * media_s / self.speedup(tier, parts) + (self._cold.get(tier, 0.0) if cold else 0.0)
 
 
 class CpuMeter:
@@ -182,13 +200,13 @@ class TierPlanner:
             spare = 0.0 if self._last is None or i < self._last else (
                 self.reserve_s if i > self._last else self.reserve_s / 2)
             for parts in splits:
-                run = self.costs.cost(self.names[i], media_s / parts, self.names[i] in cold) / fastest
+                run = self.costs.cost(self.names[i], media_s, self.names[i] in cold, parts) / fastest
                 predicted = (wait + run) * self.headroom
                 if predicted + spare <= slack_s:
                     why = self._why(i, parts) + (gate[1] if gate is not None and i == top else "")
                     return self._record(segment, self.names[i], why, slack_s, predicted, parts, backlog_s)
         name = self.names[self.floor]
-        run = self.costs.cost(name, media_s / max_parts, name in cold) / fastest
+        run = self.costs.cost(name, media_s, name in cold, max_parts) / fastest
         return self._record(segment, name, "no tier meets the deadline: floor tier on every worker", slack_s,
                             (wait + run) * self.headroom, max_parts, backlog_s)
 

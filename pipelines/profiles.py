@@ -2,7 +2,8 @@
 
 ``streamwise profile`` runs ``bench/render.py`` (the real models on a real
 episode) and keeps, per stage and tier, the fitted line time = fixed + per_media_s
-x seconds of media, with the real-time factor. Deployments point at a profile
+x seconds of media, with the real-time factor, and per tier the speed-up of a
+segment split over the deployment's video workers. Deployments point at a profile
 (``quality.profile``) and the planner starts from its figures instead of
 hand-tuned numbers.
 """
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
 
 from pipelines.config import CONFIG_DIR, REPO_ROOT, load_model
 
@@ -40,6 +41,9 @@ class Profile(BaseModel):
     speech: Fit
     video: dict[str, Fit]
     encode: dict[str, Fit] = Field(default_factory=dict)
+    #: Per tier, how much faster one segment is drawn split over k workers than on one
+    #: (k -> speed-up); the planner plans splits with it. Empty in older profiles: ideal.
+    parallel: dict[str, dict[int, PositiveFloat]] = Field(default_factory=dict)
 
     def video_rtf(self) -> dict[str, float]:
         return {tier: fit.rtf for tier, fit in self.video.items()}
@@ -63,6 +67,7 @@ def profile_from_bench(name: str, bench: dict[str, Any]) -> Profile:
         speech=_fit(stages["speech"]),
         video={tier: _fit(v) for tier, v in stages["video"].items()},
         encode={tier: _fit(v) for tier, v in (stages.get("encode") or {}).items()},
+        parallel={tier: {int(k): float(x) for k, x in by_k.items()} for tier, by_k in (stages.get("parallel") or {}).items()},
     )
 
 

@@ -105,7 +105,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
     print(f"wrote {path}")
     print(f"  script {profile.script.rtf:.3f} s/s, speech {profile.speech.rtf:.3f} s/s")
     for tier, fit in profile.video.items():
-        print(f"  video {tier}: {fit.rtf:.3f} s/s (time = {fit.fixed_s:.3f} + {fit.per_media_s:.3f} x media s)")
+        split = profile.parallel.get(tier, {})
+        over = "".join(f", {k} workers {x:.2f}x" for k, x in sorted(split.items()) if k > 1)
+        print(f"  video {tier}: {fit.rtf:.3f} s/s (time = {fit.fixed_s:.3f} + {fit.per_media_s:.3f} x media s){over}")
     return 0
 
 

@@ -40,8 +40,12 @@ def test_bench_quick_writes_profile(tmp_path):
     assert figures | {"frames", "i420_share", "supersample"} <= set(stages["video"]["240p"])
     assert figures | {"bytes", "kbit_per_s"} <= set(stages["encode"]["240p"])
 
+    # Drawing split over the deployment's two workers: a speed-up per worker count.
+    assert list(stages["parallel"]) == ["240p"] and set(stages["parallel"]["240p"]) == {"1", "2"}
+    assert stages["parallel"]["240p"]["1"] == 1.0 and stages["parallel"]["240p"]["2"] > 0
+
     profile = report["profile"]
-    assert {"script", "speech", "video", "encode"} <= set(profile)
+    assert {"script", "speech", "video", "encode", "parallel"} <= set(profile)
     assert list(profile["video"]) == ["240p"] and list(profile["encode"]) == ["240p"]
 
     streaming = report["streaming"]

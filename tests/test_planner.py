@@ -50,6 +50,27 @@ def test_work_queued_ahead_makes_it_step_down():
     assert busy.backlog_s == 1.0
 
 
+def test_a_split_is_planned_at_the_speed_up_the_profile_measured():
+    """Two workers sharing two busy cores are not twice as fast: a split that only an ideal
+    speed-up would fit in the slack is not planned; the floor tier is split instead."""
+    measured = CostModel(PROFILE, speedup={"360p": {1: 1.0, 2: 1.2}, "240p": {1: 1.0, 2: 1.9}})
+    ideal = TierPlanner(LADDER, "adaptive", "360p", "240p", CostModel(PROFILE)).plan(0, media_s=3.0, slack_s=0.1,
+                                                                                    max_parts=2)
+    assert (ideal.tier, ideal.parts) == ("360p", 2)  # 0.04 x 3 / 2 x 1.5 = 0.09 s
+    real = TierPlanner(LADDER, "adaptive", "360p", "240p", measured).plan(0, media_s=3.0, slack_s=0.1, max_parts=2)
+    assert (real.tier, real.parts) == ("240p", 2)  # 360p: 0.04 x 3 / 1.2 x 1.5 = 0.15 s; 240p: 0.071 s
+    assert real.predicted_s == pytest.approx(0.03 * 3 / 1.9 * 1.5, abs=1e-3)
+
+
+def test_split_speed_up_unmeasured_counts_extrapolate_and_default_to_ideal():
+    costs = CostModel(PROFILE, speedup={"720p": {1: 1.0, 2: 1.6}})
+    assert costs.speedup("720p", 1) == 1.0 and costs.speedup("720p", 2) == 1.6
+    assert costs.speedup("720p", 4) == pytest.approx(3.2), "the per-worker efficiency measured at the largest count"
+    assert costs.speedup("240p", 2) == 2.0, "a tier not measured: ideal, as before profiles had it"
+    assert costs.cost("720p", 3.0, parts=2) == pytest.approx(0.28 * 3 / 1.6)
+    assert costs.cost("720p", 3.0) == pytest.approx(0.28 * 3)
+
+
 def test_a_tight_first_segment_is_split_across_workers():
     p = planner()
     d = p.plan(0, media_s=3.0, slack_s=0.07, max_parts=2)  # 240p alone: 0.135 s; on two workers 0.0675 s
