@@ -56,7 +56,7 @@ MAX_RETRIES = 2
 MIN_OBJECT_STORE_MB = 76
 #: Attempts to join a cluster through Ray Client before the server gives up. The
 #: cluster's client proxy forks a server per client from a process full of gRPC threads,
-#: and that child now and then dies of SIGSEGV before it runs (3 joins of 15 on a busy
+#: and that child now and then dies of SIGSEGV before it runs (3 of about 25 joins on a busy
 #: 2-core machine); the next fork works.
 CLIENT_ATTEMPTS = 3
 #: Seconds before the second attempt (doubled for each after): the proxy frees the dead
