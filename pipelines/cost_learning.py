@@ -166,7 +166,7 @@ class UsageSampler:
 
     def _children_s(self, pid: int) -> float:
         total = 0.0
-        for child in self._children(pid):
+        for child in child_pids(pid, self.proc):
             try:
                 with open(f"{self.proc}/{child}/stat") as f:
                     fields = f.read().rsplit(")", 1)[1].split()
@@ -176,20 +176,22 @@ class UsageSampler:
             total += self._children_s(child)
         return total
 
-    def _children(self, pid: int) -> list[int]:
-        """Child processes of every thread of ``pid`` (the kernel lists a child under the thread that forked it)."""
-        out: list[int] = []
-        try:
-            threads = os.listdir(f"{self.proc}/{pid}/task")
-        except OSError:
-            return out
-        for tid in threads:
-            try:
-                with open(f"{self.proc}/{pid}/task/{tid}/children") as f:
-                    out.extend(int(p) for p in f.read().split())
-            except (OSError, ValueError):
-                continue
+
+
+def child_pids(pid: int, proc: str = "/proc") -> list[int]:
+    """Child processes of every thread of ``pid`` (the kernel lists a child under the thread that forked it)."""
+    out: list[int] = []
+    try:
+        threads = os.listdir(f"{proc}/{pid}/task")
+    except OSError:
         return out
+    for tid in threads:
+        try:
+            with open(f"{proc}/{pid}/task/{tid}/children") as f:
+                out.extend(int(p) for p in f.read().split())
+        except (OSError, ValueError):
+            continue
+    return out
 
 
 def other_cores(before: Usage, after: Usage) -> float | None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from models.protocols import CLOCK_RATE
 from pipelines.admission import Admission, Load, Verdict
 from pipelines.archive import Mp4Writer
 from pipelines.config import Deployment
@@ -240,7 +241,7 @@ class EpisodeManager:
             if after.at - window.at < LEARN_WINDOW_S:
                 continue
             now = self._generated()
-            media_s = sum(end - seen.get(eid, 0) for eid, end in now.items()) / 48_000
+            media_s = sum(end - seen.get(eid, 0) for eid, end in now.items()) / CLOCK_RATE
             self.learned.observe(after.own_s - window.own_s, media_s, viewer_s)
             window, seen, viewer_s = after, now, 0.0
             if after.at - saved > 30.0:

@@ -36,6 +36,7 @@ from pipelines.config import (
     load_deployment,
     load_workflow,
 )
+from pipelines.cost_learning import child_pids
 from pipelines.frames import FrameList
 from pipelines.workers import DrawJob
 from server.harness import free_port, start_server
@@ -52,24 +53,10 @@ def _job(index: int = 0, seconds: float = 1.0, jpeg: int | None = 90) -> DrawJob
     return DrawJob(SceneInfo("Tides", ("Alex", "Sam")), visual, Quality("240p", 240, 25), jpeg)
 
 
-def _children(pid: int) -> list[int]:
-    out: list[int] = []
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except FileNotFoundError:
-        return out
-    for task in tasks:
-        try:
-            out += [int(c) for c in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
-        except FileNotFoundError:
-            pass
-    return out
-
-
 def _descendants(pid: int) -> list[int]:
     seen, todo = [], [pid]
     while todo:
-        for child in _children(todo.pop()):
+        for child in child_pids(todo.pop()):
             seen.append(child)
             todo.append(child)
     return seen

@@ -8,6 +8,7 @@ import time
 import httpx
 import pytest
 
+from pipelines.cost_learning import child_pids
 from server.harness import start_server
 
 pytestmark = pytest.mark.models
@@ -15,10 +16,7 @@ pytestmark = pytest.mark.models
 
 def _drawing_children(pid: int) -> list[int]:
     out = []
-    children = []
-    for task in os.listdir(f"/proc/{pid}/task"):  # a child belongs to the thread that started it
-        children += open(f"/proc/{pid}/task/{task}/children").read().split()
-    for child in children:
+    for child in child_pids(pid):
         cmdline = open(f"/proc/{child}/cmdline", "rb").read().replace(b"\0", b" ")
         if b"spawn_main" in cmdline:
             out.append(int(child))
