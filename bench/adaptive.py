@@ -31,10 +31,10 @@ import httpx
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.harness import CHROMIUM, CHROMIUM_ARGS, start_server  # noqa: E402
 from bench.startup import TOPICS, pct, wait_for  # noqa: E402
 from pipelines.config import load_deployment  # noqa: E402
-from server.episodes import LEARNED_COSTS_FILE  # noqa: E402
-from server.harness import CHROMIUM, CHROMIUM_ARGS, start_server  # noqa: E402
+from server.episodes.manager import LEARNED_COSTS_FILE  # noqa: E402
 
 POLICIES = ["adaptive", "static-high", "static", "static-low", "fifo", "batch"]
 
@@ -158,7 +158,7 @@ def run_level(browser, base: str, client: httpx.Client, pid: int, policy: str, n
 
 
 def _carry(src: Path, dst: Path) -> None:
-    """Copy admission's learned costs (server/episodes.py LEARNED_COSTS_FILE) from one media dir to another."""
+    """Copy admission's learned costs (server/episodes/manager.py LEARNED_COSTS_FILE) from one media dir to another."""
     path = src / LEARNED_COSTS_FILE
     if path.exists():
         dst.mkdir(parents=True, exist_ok=True)

@@ -22,9 +22,9 @@ import matplotlib.pyplot as plt
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from pipelines.cluster.calibration import calibrate, published_in_simulator
-from pipelines.cluster.planner import fastest_first_chunk, plan
-from pipelines.cluster.profiles import Workload, reference_profiles
+from fleet.calibration import calibrate, published_in_simulator
+from fleet.paper_profiles import Workload, reference_profiles
+from fleet.planner import fastest_first_chunk, plan
 
 MIN_HIGH = 0.9  # least share of high-quality frames for our plans and the published provisions
 A100_H200 = ["a100", "h200"]

@@ -44,11 +44,12 @@ if str(REPO_ROOT) not in sys.path:
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 from pipelines.config import CONFIG_DIR, Deployment, load_deployment, load_workflow
-from pipelines.episode import EpisodeRequest
-from pipelines.executors import StagePools
-from pipelines.models_loaded import load_models
-from pipelines.render import render_episode
-from pipelines.workers import DrawJob, Drawn, ProcessDrawer, ThreadDrawer
+from pipelines.offline_render import render_episode
+from pipelines.segments import EpisodeRequest
+from pipelines.stages.drawers import ProcessDrawer, ThreadDrawer
+from pipelines.stages.drawing import DrawJob, Drawn
+from pipelines.stages.models_loaded import load_models
+from pipelines.stages.pools import StagePools
 
 SCHEMA = "streamwise.bench.ray_overhead/1"
 LOCAL = CONFIG_DIR / "deploy" / "local.yaml"
@@ -163,7 +164,7 @@ async def _episode(models: Any, deployment: Deployment, topic: str, duration: fl
 
 
 def run_episodes(args: argparse.Namespace, local: Deployment, ray_dep: Deployment) -> tuple[dict, list[DrawJob]]:
-    from pipelines import ray_workers
+    from pipelines.stages import ray_drawers as ray_workers
 
     workflow = load_workflow()
     models = load_models(local, workflow)
@@ -192,7 +193,7 @@ def run_episodes(args: argparse.Namespace, local: Deployment, ray_dep: Deploymen
 
 # ---------------------------------------------------------------------------- replay
 def replay(args: argparse.Namespace, ray_dep: Deployment, jobs: list[DrawJob]) -> dict[str, dict[str, Any]]:
-    from pipelines import ray_workers
+    from pipelines.stages import ray_drawers as ray_workers
 
     spec = ray_dep.video_pools()[0]
     adapter = ray_dep.tasks["video"].adapter

@@ -46,9 +46,13 @@ if str(REPO_ROOT) not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from models.protocols import DialogueLine, SceneInfo, ScriptEnd, ScriptRequest, ShowTitle  # noqa: E402
-from pipelines import clock  # noqa: E402
-from pipelines.archive import Mp4Writer  # noqa: E402
+from models.protocols import (  # noqa: E402
+    DialogueLine,
+    SceneInfo,
+    ScriptEnd,
+    ScriptRequest,
+    ShowTitle,
+)
 from pipelines.config import (  # noqa: E402
     DEFAULT_DEPLOYMENT,
     DEFAULT_WORKFLOW,
@@ -57,10 +61,18 @@ from pipelines.config import (  # noqa: E402
     load_deployment,
     load_workflow,
 )
-from pipelines.episode import EpisodeRequest, Progress, VoicedSegment, rgb_to_i420  # noqa: E402
-from pipelines.models_loaded import LoadedModels, load_models  # noqa: E402
-from pipelines.render import render_episode  # noqa: E402
-from pipelines.segmenter import Segmenter, SegmentText  # noqa: E402
+from pipelines.offline_render import render_episode  # noqa: E402
+from pipelines.playout import clock  # noqa: E402
+from pipelines.playout.archive import Mp4Writer  # noqa: E402
+from pipelines.playout.pixels import rgb_to_i420  # noqa: E402
+from pipelines.segments import (  # noqa: E402
+    EpisodeRequest,
+    Progress,
+    SegmentText,  # noqa: E402
+    VoicedSegment,
+)
+from pipelines.stages.models_loaded import LoadedModels, load_models  # noqa: E402
+from pipelines.stages.segmenter import Segmenter  # noqa: E402
 
 SCHEMA = "streamwise.bench.render/1"
 QUICK_DURATION_S = 20.0
@@ -424,7 +436,8 @@ def bench_parallel(deployment: Deployment, scene: SceneInfo, voiced: list[Voiced
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from pipelines.workers import DrawJob, ProcessDrawer
+    from pipelines.stages.drawers import ProcessDrawer
+    from pipelines.stages.drawing import DrawJob
 
     workers = sum(pool.workers for pool in deployment.video_pools())
     spec = deployment.tasks.get("video")
@@ -567,7 +580,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> dict:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+    from rich.progress import Progress as Bar
 
     workflow = load_workflow(args.workflow)
     deployment = load_deployment(args.deploy, workflow)

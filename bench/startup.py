@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from server.harness import CHROMIUM, CHROMIUM_ARGS, start_server  # noqa: E402
+from bench.harness import CHROMIUM, CHROMIUM_ARGS, start_server  # noqa: E402
 
 TOPICS = [
     "why the sky is blue", "how bread rises", "the history of the bicycle", "how bees make honey",

@@ -12,11 +12,11 @@ from typing import Any
 
 ADAPTERS: dict[str, dict[str, str]] = {
     "script": {
-        "llama_cpp": "models.script_llama:LlamaCppWriter",
-        "openai_chat": "models.script_openai:OpenAIChatWriter",
+        "llama_cpp": "models.script.llama:LlamaCppWriter",
+        "openai_chat": "models.script.openai_chat:OpenAIChatWriter",
     },
-    "speech": {"piper": "models.speech_piper:PiperSpeech"},
-    "video": {"avatar2d": "models.avatar2d:Avatar2D"},
+    "speech": {"piper": "models.speech.piper:PiperSpeech"},
+    "video": {"avatar2d": "models.video.avatar2d:Avatar2D"},
 }
 
 _cache: dict[tuple[str, str, str], Any] = {}

@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from models.protocols import CLOCK_RATE, Quality
 
@@ -19,6 +26,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO_ROOT / "configs"
 DEFAULT_WORKFLOW = CONFIG_DIR / "podcast.yaml"
 DEFAULT_DEPLOYMENT = CONFIG_DIR / "deploy" / "local.yaml"
+
+#: How an episode picks its tiers (see ``QualitySpec.policy``); requests name one of these.
+Policy = Literal["adaptive", "static", "static-high", "static-low", "fifo", "batch"]
 
 #: Task kinds the episode runtime knows how to execute.
 TASK_KINDS = ("script", "segment", "speech", "video", "playout")
@@ -229,10 +239,10 @@ class QualitySpec(_Strict):
     startup: str | None = None
     startup_segments: int = Field(0, ge=0, le=20)
     #: adaptive: per segment, the highest tier that meets its deadline given the live
-    #: buffer and queue (pipelines/planner.py). For comparison: static (the default
+    #: buffer and queue (pipelines/plan/tier_planner.py). For comparison: static (the default
     #: tier), static-high / static-low (top / bottom of the ladder), fifo (default
     #: tier, queues in arrival order, no deadlines), batch (generate it all, then play).
-    policy: Literal["adaptive", "static", "static-high", "static-low", "fifo", "batch"] = "adaptive"
+    policy: Policy = "adaptive"
     #: The adaptive policy never goes below this tier.
     floor: str | None = None
     #: Seconds of buffer the adaptive policy keeps in reserve: a rung up needs this much

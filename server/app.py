@@ -17,19 +17,36 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    StreamingResponse,
+)
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pipelines.config import DEFAULT_DEPLOYMENT, DEFAULT_WORKFLOW, REPO_ROOT, load_deployment, load_workflow
-from pipelines.episode import EpisodeRequest
-from pipelines.executors import StagePools
-from pipelines.playout import Playhead
+from pipelines.config import (
+    DEFAULT_DEPLOYMENT,
+    DEFAULT_WORKFLOW,
+    REPO_ROOT,
+    load_deployment,
+    load_workflow,
+)
+from pipelines.playout.buffer import Playhead
+from pipelines.segments import EpisodeRequest
+from pipelines.stages.pools import StagePools
 from server.access import AccessConfigError, AccessPolicy
-from server.episodes import Episode, EpisodeManager, InsufficientStorage, Overloaded
+from server.episodes.manager import (
+    Episode,
+    EpisodeManager,
+    InsufficientStorage,
+    Overloaded,
+)
 from server.limits import BodySizeLimit
 from server.problems import install_problem_handlers
-from server.webrtc import InvalidOffer, Viewer, WebRTCGateway
+from server.transport.webrtc import InvalidOffer, Viewer, WebRTCGateway
 
 log = logging.getLogger(__name__)
 WEB_DIR = REPO_ROOT / "web"
@@ -103,7 +120,7 @@ class ServerState:
         self.filler_cache: dict[tuple[str, str], Any] = {}
 
     async def load(self) -> None:
-        from pipelines.models_loaded import load_models
+        from pipelines.stages.models_loaded import load_models
 
         workflow = load_workflow(self.settings.workflow)
         deployment = load_deployment(self.settings.deployment, workflow)
@@ -264,7 +281,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def timeline(episode_id: str, format: Literal["json", "chrome"] = "json") -> JSONResponse:
         episode = _episode_or_404(state, episode_id)
         if format == "chrome":
-            from server.trace import chrome_trace
+            from server.observability.trace import chrome_trace
 
             return JSONResponse(chrome_trace(episode.id, episode.title, episode.timeline.spans()),
                                 headers={"Content-Disposition": f'attachment; filename="{episode.id}.trace.json"'})
@@ -281,7 +298,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/api/episodes/{episode_id}/stream.mp4", tags=["episodes"])
     async def stream(episode_id: str) -> StreamingResponse:
-        from server.fmp4 import fragmented_mp4
+        from server.transport.fmp4 import fragmented_mp4
 
         episode = _episode_or_404(state, episode_id)
         mgr = manager()
@@ -307,7 +324,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     state.filler_cache[key] = segments[0].frames[0]
                 else:
                     from models.protocols import SceneInfo
-                    from pipelines.episode import rgb_to_i420
+                    from pipelines.playout.pixels import rgb_to_i420
 
                     scene = SceneInfo(title=episode.title or episode.request.topic, hosts=tuple(h.name for h in mgr.deployment.hosts))
                     state.filler_cache[key] = rgb_to_i420(mgr.models.animator.title_card(scene, quality, 0.0))
@@ -345,7 +362,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # ---------------------------------------------------------------- observability
     # (metrics and dashboard routes are installed here)
-    from server.observability import install_observability
+    from server.observability.routes import install_observability
     install_observability(app, state)
 
     # ---------------------------------------------------------------- pages

@@ -2,14 +2,21 @@
 from __future__ import annotations
 
 import argparse
-import time
 import asyncio
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
-from pipelines.config import CONFIG_DIR, DEFAULT_DEPLOYMENT, DEFAULT_WORKFLOW, ConfigError, load_deployment, load_workflow
+from pipelines.config import (
+    CONFIG_DIR,
+    DEFAULT_DEPLOYMENT,
+    DEFAULT_WORKFLOW,
+    ConfigError,
+    load_deployment,
+    load_workflow,
+)
 
 
 def _configure_logging(verbose: int) -> None:
@@ -25,11 +32,17 @@ def _load_configs(args: argparse.Namespace):
 
 def cmd_render(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
-    from pipelines.episode import EpisodeRequest
-    from pipelines.models_loaded import load_models
-    from pipelines.render import render_episode
+    from pipelines.offline_render import render_episode
+    from pipelines.segments import EpisodeRequest
+    from pipelines.stages.models_loaded import load_models
 
     console = Console(stderr=True)
     workflow, deployment = _load_configs(args)
@@ -63,7 +76,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_setup(args: argparse.Namespace) -> int:
     """Prepare model files (assemble the chunked GGUF) and the video studios so the first request pays nothing."""
-    from models.gguf_models import resolve_model
+    from models.script.gguf import resolve_model
 
     workflow, deployment = _load_configs(args)
     spec = deployment.tasks[workflow.task_of_kind("script")]
@@ -73,7 +86,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
     video = deployment.tasks.get(workflow.task_of_kind("video"))
     if video is not None:
         from models.registry import load_adapter
-        from pipelines.workers import prepare
+        from pipelines.stages.drawing import prepare
 
         t0 = time.perf_counter()
         prepare(load_adapter("video", video.adapter, video.params), deployment.quality.qualities())
@@ -93,7 +106,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     """Measure every stage and tier on this machine and write configs/profiles/<name>.yaml."""
     import re
 
-    from pipelines.profiles import load_profile, measure
+    from pipelines.plan.stage_profiles import load_profile, measure
 
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", args.name):
         raise ConfigError(f"--name: {args.name!r} is not a file name; use letters, digits, '.', '_' or '-'")
@@ -147,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_serve_command(sub, configs)
     try:
-        from pipelines.cluster.cli import add_plan_command
+        from fleet.cli import add_plan_command
     except ImportError:  # the cluster planner is optional
         pass
     else:

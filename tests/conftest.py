@@ -16,7 +16,14 @@ from typing import Iterator
 import httpx
 import pytest
 
-from server.harness import CHROMIUM, CHROMIUM_ARGS, REPO_ROOT, ServerFailed, ServerProcess, start_server
+from bench.harness import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    REPO_ROOT,
+    ServerFailed,
+    ServerProcess,
+    start_server,
+)
 
 TEST_OUTPUT = REPO_ROOT / "test-output"
 READY_TIMEOUT_S = 120.0

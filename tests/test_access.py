@@ -10,8 +10,8 @@ import pytest
 from fastapi import HTTPException
 from starlette.requests import Request
 
+from bench.harness import REPO_ROOT, start_server
 from server.access import AccessConfigError, AccessPolicy, is_loopback, key_id
-from server.harness import REPO_ROOT, start_server
 
 KEY = "k" * 24
 

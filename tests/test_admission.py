@@ -1,8 +1,8 @@
 """Admission control on recorded profiles: what fits is admitted, what would make others stall is not."""
 import pytest
 
-from pipelines.admission import Admission, Load
 from pipelines.config import AdmissionSpec
+from server.admission.gate import Admission, Load
 
 # Seconds of compute per media second, as `streamwise profile` measured them here.
 STAGES = {"script": 0.07, "speech": 0.075, "encode": 0.06}
@@ -65,8 +65,8 @@ def test_a_generating_episode_is_planned_with_its_viewer_before_the_stream_is_up
     """A burst of requests arrives before any viewer has connected: each must count as watched."""
     from types import SimpleNamespace
 
-    from pipelines.episode import EpisodeRequest
-    from server.episodes import Episode, EpisodeManager
+    from pipelines.segments import EpisodeRequest
+    from server.episodes.manager import Episode, EpisodeManager
 
     def episode(status, viewers):
         e = Episode(id=status, request=EpisodeRequest("tides", 60.0), directory=tmp_path, status=status)

@@ -7,8 +7,8 @@ import httpx
 import pytest
 import yaml
 
+from bench.harness import start_server
 from pipelines.config import DEFAULT_DEPLOYMENT
-from server.harness import start_server
 
 pytestmark = pytest.mark.models
 

@@ -1,4 +1,4 @@
-"""The 2D podcast-studio animator (models/avatar2d.py)."""
+"""The 2D podcast-studio animator (models/video/avatar2d.py)."""
 from __future__ import annotations
 
 import math
@@ -8,9 +8,16 @@ import cv2
 import numpy as np
 import pytest
 
-import models.avatar2d as avmod
-from models.avatar2d import Avatar2D, mouth_box
-from models.protocols import CLOCK_RATE, Animator, Quality, SceneInfo, TimedPhoneme, VisualSegment
+import models.video.avatar2d as avmod
+from models.protocols import (
+    CLOCK_RATE,
+    Animator,
+    Quality,
+    SceneInfo,
+    TimedPhoneme,
+    VisualSegment,
+)
+from models.video.avatar2d import Avatar2D, mouth_box
 
 SCENE = SceneInfo(title="Why Octopuses Are Basically Aliens", hosts=("Alex", "Sam"))
 LONG = ("So here's the thing about octopuses: they have three hearts, blue blood, and neurons in their arms "

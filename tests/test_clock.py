@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pipelines import clock
+from pipelines.playout import clock
 
 
 def test_samples_per_frame_is_exact():

@@ -3,7 +3,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.config import ConfigError, load_deployment, load_workflow, DEFAULT_DEPLOYMENT
+from pipelines.config import (
+    DEFAULT_DEPLOYMENT,
+    ConfigError,
+    load_deployment,
+    load_workflow,
+)
 
 
 def test_shipped_configs_are_valid():

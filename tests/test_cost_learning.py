@@ -6,9 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from pipelines.admission import Admission, Load
 from pipelines.config import AdmissionSpec
-from pipelines.cost_learning import CostLearner, Usage, UsageSampler, other_cores
+from server.admission.cost_learning import CostLearner, Usage, UsageSampler, other_cores
+from server.admission.gate import Admission, Load
 
 
 def windows(generation, viewer, n=30, seed=1):

@@ -5,7 +5,7 @@ import time
 import pytest
 from conftest import run_async
 
-from pipelines.executors import Slot, StagePool, current_slot
+from pipelines.stages.pools import Slot, StagePool, current_slot
 
 
 async def _order_of(pool: StagePool, deadlines: list[float | None]) -> list[int]:

@@ -1,7 +1,7 @@
 import numpy as np
 
 from models.protocols import Quality
-from pipelines.frames import FrameList
+from pipelines.playout.frames import FrameList
 
 
 def _frames(q: Quality, n: int) -> list[np.ndarray]:

@@ -7,9 +7,9 @@ import time
 import httpx
 import pytest
 from conftest import run_async
-
-from server.harness import start_server
 from test_api import _join, _wait_for  # tests/ is on sys.path: the real aiortc viewer
+
+from bench.harness import start_server
 
 pytestmark = [pytest.mark.models, pytest.mark.slow]
 CYCLES = 200

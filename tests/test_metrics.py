@@ -22,12 +22,12 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipelines.config import ConfigError
-from pipelines.episode import EpisodeRequest
-from pipelines.playout import PlayheadStats
+from pipelines.playout.buffer import PlayheadStats
+from pipelines.segments import EpisodeRequest
 from pipelines.spans import Span
-from server.dashboard import DashboardHub, Subscriber
-from server.episodes import Episode
-from server.metrics import (
+from server.episodes.manager import Episode
+from server.observability.dashboard import DashboardHub, Subscriber
+from server.observability.metrics import (
     LATENCY_BUCKETS,
     Observability,
     Pricing,
@@ -271,7 +271,7 @@ def test_refused_creations_are_counted_from_their_responses() -> None:
     from fastapi import FastAPI, HTTPException
     from fastapi.testclient import TestClient
 
-    from server.metrics import install_metrics
+    from server.observability.metrics import install_metrics
 
     app = FastAPI()
     answers = iter([429, 507, 201, 429, 400])
@@ -506,7 +506,7 @@ def test_live_dashboard_stream_ticks(base_url: str) -> None:
 @pytest.mark.models
 @pytest.mark.timeout(90)
 def test_an_open_dashboard_does_not_hold_up_shutdown(tmp_path: Path) -> None:
-    from server.harness import start_server
+    from bench.harness import start_server
 
     server = start_server(tmp_path)
     try:

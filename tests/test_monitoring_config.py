@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from test_metrics import FakeState  # tests/ is on sys.path (rootdir-relative imports)
 
 from pipelines.spans import Span
-from server.metrics import Observability, load_pricing, make_registry
+from server.observability.metrics import Observability, load_pricing, make_registry
 
 REPO = Path(__file__).resolve().parents[1]
 MONITORING = REPO / "monitoring"

@@ -6,7 +6,7 @@ import time
 import httpx
 import pytest
 
-from server.harness import start_server
+from bench.harness import start_server
 
 pytestmark = pytest.mark.models
 

@@ -1,7 +1,7 @@
 import pytest
 
 from models.protocols import Quality
-from pipelines.planner import CostModel, TierPlanner
+from pipelines.plan.tier_planner import CostModel, TierPlanner
 
 LADDER = [Quality("240p", 240, 25), Quality("360p", 360, 25), Quality("480p", 480, 25, 2), Quality("720p", 720, 25, 2)]
 # Seconds of drawing per media second, as bench/render.py measured them on this machine.
@@ -145,7 +145,7 @@ def test_busy_cores_with_deep_buffers_everywhere_still_climb():
 
 
 def test_min_lead_is_the_thinnest_buffer_of_the_generating_episodes():
-    from pipelines.executors import StagePools
+    from pipelines.stages.pools import StagePools
 
     class Episode:
         def __init__(self, lead: float) -> None:
@@ -167,7 +167,7 @@ def test_min_lead_is_the_thinnest_buffer_of_the_generating_episodes():
 
 
 def test_cpu_meter_reads_proc_stat(tmp_path):
-    from pipelines.planner import CpuMeter
+    from pipelines.plan.cpu import CpuMeter
 
     stat = tmp_path / "stat"
     stat.write_text("cpu  100 0 100 800 0 0 0 0 0 0\n")

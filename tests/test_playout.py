@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from models.protocols import Quality
-from pipelines.episode import ReadySegment
-from pipelines.playout import Playhead, PlayoutBuffer
+from pipelines.playout.buffer import Playhead, PlayoutBuffer
+from pipelines.segments import ReadySegment
 
 Q = Quality("t", 240, 25)
 SPF = Q.samples_per_frame

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.config import ConfigError
-from pipelines.profiles import load_profile, profile_from_bench
+from pipelines.plan.stage_profiles import load_profile, profile_from_bench
 
 BENCH = {
     "created": "2026-11-29T14:32:09",
@@ -62,7 +62,7 @@ def test_streamwise_profile_measures_this_machine(tmp_path: Path):
     import subprocess
     import sys
 
-    from server.harness import REPO_ROOT
+    from bench.harness import REPO_ROOT
 
     result = subprocess.run([sys.executable, "-m", "server.cli", "profile", "--name", "ci", "--duration", "15",
                              "--out-dir", str(tmp_path)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)

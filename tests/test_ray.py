@@ -27,8 +27,8 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 import ray
 import ray.exceptions as rex
 
+from bench.harness import free_port, start_server
 from models.protocols import Quality, SceneInfo, VisualSegment
-from pipelines import ray_workers
 from pipelines.config import (
     REPO_ROOT,
     PoolSpec,
@@ -36,10 +36,10 @@ from pipelines.config import (
     load_deployment,
     load_workflow,
 )
-from pipelines.cost_learning import child_pids
-from pipelines.frames import FrameList
-from pipelines.workers import DrawJob
-from server.harness import free_port, start_server
+from pipelines.plan.cpu import child_pids
+from pipelines.playout.frames import FrameList
+from pipelines.stages import ray_drawers as ray_workers
+from pipelines.stages.drawing import DrawJob
 
 RAY_DEPLOY = REPO_ROOT / "configs" / "deploy" / "ray.yaml"
 COMPOSE_DEPLOY = REPO_ROOT / "configs" / "deploy" / "ray-compose.yaml"
@@ -169,10 +169,10 @@ def test_dead_actor_is_replaced_and_the_job_retried(monkeypatch):
 @pytest.mark.models
 def test_episode_renders_through_ray_actors_and_survives_a_killed_actor(tmp_path):
     """The offline render path on a ray deployment; the actor is killed (SIGKILL) mid-episode."""
-    from pipelines.episode import EpisodeRequest
-    from pipelines.executors import StagePools
-    from pipelines.models_loaded import load_models
-    from pipelines.render import render_episode
+    from pipelines.offline_render import render_episode
+    from pipelines.segments import EpisodeRequest
+    from pipelines.stages.models_loaded import load_models
+    from pipelines.stages.pools import StagePools
 
     workflow = load_workflow()
     deployment = load_deployment(RAY_DEPLOY, workflow)

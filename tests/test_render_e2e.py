@@ -10,11 +10,11 @@ import pytest
 from conftest import run_async
 from parselmouth.praat import call
 
-from models.avatar2d import mouth_box
+from models.video.avatar2d import mouth_box
 from pipelines.config import load_deployment, load_workflow
-from pipelines.episode import EpisodeRequest
-from pipelines.models_loaded import load_models
-from pipelines.render import render_episode
+from pipelines.offline_render import render_episode
+from pipelines.segments import EpisodeRequest
+from pipelines.stages.models_loaded import load_models
 
 pytestmark = pytest.mark.models
 RATE = 48_000

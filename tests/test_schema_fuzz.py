@@ -5,7 +5,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from server.harness import start_server
+from bench.harness import start_server
 
 pytestmark = [pytest.mark.models, pytest.mark.slow]
 

@@ -11,11 +11,17 @@ from typing import Any, Iterator
 
 import pytest
 
-from models import gguf_models
-from models.gguf_models import ModelNotAvailableError, resolve_model
-from models.protocols import DialogueLine, HostsAnnounced, ScriptEnd, ScriptRequest, ShowTitle
-from models.script_llama import LlamaCppWriter, example_lines, leaks_example
-from models.script_parser import is_sign_off
+from models.protocols import (
+    DialogueLine,
+    HostsAnnounced,
+    ScriptEnd,
+    ScriptRequest,
+    ShowTitle,
+)
+from models.script import gguf as gguf_models
+from models.script.gguf import ModelNotAvailableError, resolve_model
+from models.script.llama import LlamaCppWriter, example_lines, leaks_example
+from models.script.parser import is_sign_off
 
 HOSTS = ("Alex", "Sam")
 

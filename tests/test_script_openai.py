@@ -20,13 +20,13 @@ from typing import Any
 import httpx
 import pytest
 
-from models.gguf_models import resolve_model
-from models.protocols import ScriptRequest
-from models.script_openai import OpenAIChatWriter, ScriptWriterError
-from models.script_parser import is_sign_off
-
 # The writer contract is the same for every backend (tests/ is on sys.path).
 from test_script_llama import HOSTS, check_contract, n_words  # noqa: E402
+
+from models.protocols import ScriptRequest
+from models.script.gguf import resolve_model
+from models.script.openai_chat import OpenAIChatWriter, ScriptWriterError
+from models.script.parser import is_sign_off
 
 
 def free_port() -> int:

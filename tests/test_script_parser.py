@@ -8,7 +8,7 @@ import unicodedata
 import pytest
 
 from models.protocols import DialogueLine, ShowTitle
-from models.script_parser import (
+from models.script.parser import (
     ScriptParser,
     cap_words,
     clean_text,

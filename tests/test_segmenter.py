@@ -1,5 +1,5 @@
 from models.protocols import DialogueLine
-from pipelines.segmenter import Segmenter, split_text
+from pipelines.stages.segmenter import Segmenter, split_text
 
 
 def words(s: str) -> int:

@@ -15,10 +15,11 @@ from conftest import run_async
 
 from models.protocols import CLOCK_RATE
 from pipelines.config import PoolSpec, load_deployment, load_workflow
-from pipelines.episode import EpisodeRequest, EpisodeRuntime
-from pipelines.executors import StagePools
-from pipelines.models_loaded import load_models
-from pipelines.playout import Playhead, PlayoutBuffer
+from pipelines.playout.buffer import Playhead, PlayoutBuffer
+from pipelines.segments import EpisodeRequest
+from pipelines.stages.models_loaded import load_models
+from pipelines.stages.pools import StagePools
+from pipelines.stages.runtime import EpisodeRuntime
 
 CHUNK = 960  # 20 ms of audio, as the WebRTC audio track pulls it
 #: Stalled playback tolerated, in seconds (see the assertion).

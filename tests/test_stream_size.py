@@ -5,10 +5,10 @@ import cv2
 import numpy as np
 import pytest
 
-from models.avatar2d import Avatar2D
 from models.protocols import CLOCK_RATE, Quality, SceneInfo, TimedPhoneme, VisualSegment
+from models.video.avatar2d import Avatar2D
 from pipelines.config import load_deployment
-from pipelines.workers import DrawJob, draw_with
+from pipelines.stages.drawing import DrawJob, draw_with
 
 SCENE = SceneInfo(title="Why the Sky Is Blue", hosts=("Alex", "Sam"))
 STREAM = (640, 360)

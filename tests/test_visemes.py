@@ -1,11 +1,11 @@
-"""Phoneme -> viseme mapping and smooth mouth-shape tracks (models/visemes.py)."""
+"""Phoneme -> viseme mapping and smooth mouth-shape tracks (models/video/visemes.py)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from models.protocols import CLOCK_RATE, TimedPhoneme
-from models.visemes import (
+from models.video.visemes import (
     CLOSED,
     OPEN,
     PUCKER,

@@ -7,9 +7,14 @@ import time
 import numpy as np
 from conftest import run_async
 
-from pipelines.playout import Playhead, PlayoutBuffer
-from server import webrtc
-from server.webrtc import VIDEO_CLOCK, WAITING_FPS, PlayheadVideoTrack, ViewerClock
+from pipelines.playout.buffer import Playhead, PlayoutBuffer
+from server.transport import webrtc
+from server.transport.webrtc import (
+    VIDEO_CLOCK,
+    WAITING_FPS,
+    PlayheadVideoTrack,
+    ViewerClock,
+)
 
 FPS = 25
 CARD = np.zeros((360 * 3 // 2, 640), dtype=np.uint8)

@@ -8,8 +8,8 @@ import time
 import httpx
 import pytest
 
-from pipelines.cost_learning import child_pids
-from server.harness import start_server
+from bench.harness import start_server
+from pipelines.plan.cpu import child_pids
 
 pytestmark = pytest.mark.models
 

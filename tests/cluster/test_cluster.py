@@ -5,13 +5,19 @@ import textwrap
 
 import pytest
 
-from pipelines.cluster.calibration import (
+from fleet.calibration import (
     PUBLISHED,
     Policy,
     evaluate_sequential,
     naive_allocation,
 )
-from pipelines.cluster.planner import (
+from fleet.paper_profiles import (
+    ProfileError,
+    Workload,
+    load_local_profiles,
+    reference_profiles,
+)
+from fleet.planner import (
     build_problem,
     plan,
     proxy_cost,
@@ -19,13 +25,7 @@ from pipelines.cluster.planner import (
     solve_milp,
     supply,
 )
-from pipelines.cluster.profiles import (
-    ProfileError,
-    Workload,
-    load_local_profiles,
-    reference_profiles,
-)
-from pipelines.cluster.simulator import Chunk, Instance, simulate, standard_chunks
+from fleet.simulator import Chunk, Instance, simulate, standard_chunks
 from server.cli import main
 
 
@@ -77,7 +77,7 @@ def test_naive_calibration_within_5_percent(ref):
 
 
 def test_sequential_des_matches_paper_formula_roughly(ref):
-    from pipelines.cluster.profiles import fold_vae
+    from fleet.paper_profiles import fold_vae
     w = Workload()
     prof = fold_vae(fold_vae(ref, "draft"), "lipsync")
     r = simulate(prof, naive_allocation(), w, standard_chunks(w, tier="high_native"), pipelined=False, spot=False)
@@ -155,7 +155,7 @@ def test_startup_pool_billed_until_its_last_job(tmp_path):
 
 
 def test_paced_plan_meets_deadlines_and_beats_strict_billing(ref):
-    from pipelines.cluster.planner import paced_allocation
+    from fleet.planner import paced_allocation
     w = Workload.minutes(2)
     prof = ref.restrict(["a100", "h200"])
     chunks = standard_chunks(w, lead=(9, 21, 40), low_chunks=32)
@@ -171,7 +171,7 @@ def test_paced_plan_meets_deadlines_and_beats_strict_billing(ref):
 
 @pytest.fixture(scope="module")
 def calibration(ref):
-    from pipelines.cluster.calibration import calibrate
+    from fleet.calibration import calibrate
     return calibrate(ref)
 
 
@@ -204,7 +204,7 @@ def test_adaptive_row_floor_explains_ttff_gap(calibration):
 
 
 def test_dp_matches_milp_on_small_provision(ref):
-    from pipelines.cluster.calibration import (
+    from fleet.calibration import (
         _candidates,
         best_sequential_allocation,
         dp_allocation,
@@ -230,7 +230,7 @@ def test_simulator_records_serving_instance(tmp_path):
 
 
 def test_fastest_first_chunk_is_a_floor(ref):
-    from pipelines.cluster.planner import fastest_first_chunk
+    from fleet.planner import fastest_first_chunk
     prof = ref.restrict(["a100", "h200"])
     # script H200 tp8 0.751 + FLUX 16 x H200 0.467 + TTS 0.28, then a 9-frame low-quality chunk:
     # FramePack 12 frames 0.027 + its VAE 0.025 + FantasyTalking 40 x H200 0.314 + VAE 0.042
@@ -239,7 +239,7 @@ def test_fastest_first_chunk_is_a_floor(ref):
 
 
 def test_chain_choice_fits_and_is_cheapest_at_the_edges(ref):
-    from pipelines.cluster.planner import _chunk_job, _per_job_cost, chain_choice
+    from fleet.planner import _chunk_job, _per_job_cost, chain_choice
     prof, w = ref.restrict(["a100", "h200"]), Workload()
     c = standard_chunks(w)[5]
     stages = [s for s in prof.stages if s.per == "chunk"]
@@ -256,7 +256,7 @@ def test_chain_choice_fits_and_is_cheapest_at_the_edges(ref):
 
 @pytest.mark.parametrize("target,min_high", [(4.0, 0.75), (8.0, 0.8)])
 def test_burst_plan_never_violates_its_constraints(ref, target, min_high):
-    from pipelines.cluster.planner import high_share, plan_burst
+    from fleet.planner import high_share, plan_burst
     w = Workload.minutes(2)
     prof = ref.restrict(["a100", "h200"])
     p = plan_burst(prof, w, target, min_high=min_high, polish=1)
@@ -272,7 +272,7 @@ def test_burst_plan_never_violates_its_constraints(ref, target, min_high):
 
 
 def test_improve_never_makes_a_plan_worse(ref):
-    from pipelines.cluster.planner import burst_allocation, improve
+    from fleet.planner import burst_allocation, improve
     w = Workload.minutes(2)
     prof = ref.restrict(["a100", "h200"])
     chunks = standard_chunks(w, lead=(9, 21, 40), low_chunks=8)
@@ -314,7 +314,7 @@ def test_cli_rejects_bad_quality_share(capsys):
 
 
 def test_published_provision_in_simulator(ref, calibration):
-    from pipelines.cluster.calibration import published_in_simulator
+    from fleet.calibration import published_in_simulator
     c = next(c for c in calibration if c.row.name == "256A100+64H200 adaptive")
     runs = published_in_simulator(ref, c, leads=((9, 21),), lows=(0, 64))
     (_, _, all_high), (_, _, mostly_low) = runs

@@ -1,0 +1,1 @@
+"""Script writers: llama.cpp in-process or any OpenAI-compatible endpoint, one transcript parser."""

@@ -1,0 +1,1 @@
+"""Speech synthesisers: Piper with phoneme alignments."""

@@ -1,0 +1,1 @@
+"""Plan: which tier and how many drawing workers each segment gets, from measured profiles."""

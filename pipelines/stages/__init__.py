@@ -1,0 +1,1 @@
+"""Stages: the episode runtime (script -> speech -> video), its worker pools and drawers."""

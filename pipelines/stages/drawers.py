@@ -1,0 +1,168 @@
+"""Where a video worker slot draws: in its thread, in a process of its own, or on a Ray actor.
+
+Drawing is CPU-bound Python: in threads it competes for the GIL with the event
+loop that paces WebRTC. So by default each video worker slot owns one process
+holding its own animator; the slot's thread sends the segment (or a range of its
+frames), the process sends back compressed frames. If the process dies
+mid-segment, the slot starts a fresh one and draws the piece again, so the
+episode plays on (at most one short stall). Every backend has the same two calls,
+``warm_up`` and ``draw``, so the scheduler never knows where work runs.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Sequence
+
+from models.protocols import Quality
+from pipelines.config import Deployment, PoolSpec
+from pipelines.stages.drawing import Drawer, DrawJob, Drawn, draw_with, prepare
+
+log = logging.getLogger(__name__)
+
+
+class ThreadDrawer:
+    """Draws in the calling thread with the process-wide animator."""
+
+    def __init__(self, adapter: str, params: dict[str, Any], qualities: Sequence[Quality] = ()) -> None:
+        from models.registry import load_adapter
+
+        self.animator = load_adapter("video", adapter, params)
+        self.qualities = tuple(qualities)
+
+    def warm_up(self) -> None:
+        prepare(self.animator, self.qualities)
+
+    def draw(self, job: DrawJob) -> Drawn:
+        return draw_with(self.animator, job)
+
+    def shutdown(self) -> None:
+        pass
+
+
+_animator: Any = None
+#: Test hook: this worker process sleeps this many times its drawing time after each job (0: none).
+_slowdown = 0.0
+
+
+def _die_with_parent() -> None:
+    """Linux: be sent SIGTERM when the server dies, even by SIGKILL (an orphan would wait forever)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _init_worker(adapter: str, params: dict[str, Any], nice: int, qualities: tuple[Quality, ...]) -> None:
+    global _animator
+    from models.registry import load_adapter
+
+    _die_with_parent()
+    if nice:
+        os.nice(nice)
+    _animator = load_adapter("video", adapter, params)
+    prepare(_animator, qualities)
+
+
+def _draw_in_process(job: DrawJob) -> Drawn:
+    drawn = draw_with(_animator, job)
+    if _slowdown:
+        pause = _slowdown * drawn.elapsed_s
+        time.sleep(pause)
+        drawn.elapsed_s += pause
+    return drawn
+
+
+def _set_slowdown(factor: float) -> int:
+    global _slowdown
+    _slowdown = factor
+    return os.getpid()
+
+
+def _ping() -> int:
+    return os.getpid()
+
+
+class ProcessDrawer:
+    """One worker process for one slot, replaced when it dies."""
+
+    def __init__(self, adapter: str, params: dict[str, Any], nice: int = 0, qualities: Sequence[Quality] = ()) -> None:
+        self.adapter = adapter
+        self.params = params
+        self.nice = nice
+        self.qualities = tuple(qualities)
+        self.restarts = 0
+        # spawn, not fork: the parent runs llama.cpp and onnxruntime threads.
+        self._ctx = multiprocessing.get_context("spawn")
+        self._lock = threading.Lock()
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _current(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(max_workers=1, mp_context=self._ctx, initializer=_init_worker,
+                                                 initargs=(self.adapter, self.params, self.nice, self.qualities))
+            return self._pool
+
+    def warm_up(self) -> None:
+        self._current().submit(_ping).result()
+
+    def pid(self) -> int | None:
+        pool = self._pool
+        procs = list((pool._processes or {}).values()) if pool is not None else []  # noqa: SLF001
+        return procs[0].pid if procs else None
+
+    def set_slowdown(self, factor: float) -> int:
+        """Make this worker ``1 + factor`` times slower (tests: a worker that degrades mid-episode).
+
+        The call waits for the job the worker is drawing; returns its pid."""
+        return self._current().submit(_set_slowdown, factor).result()
+
+    def draw(self, job: DrawJob) -> Drawn:
+        retries = 0
+        while True:
+            pool = self._current()
+            try:
+                drawn = pool.submit(_draw_in_process, job).result()
+                drawn.retries = retries
+                return drawn
+            except BrokenProcessPool:
+                if retries >= 2:
+                    raise
+                retries += 1
+                self.restarts += 1
+                log.warning("a drawing process died on segment %d; starting a new one and drawing it again",
+                            job.visual.index)
+                with self._lock:
+                    if self._pool is pool:
+                        self._pool = None
+                pool.shutdown(wait=False, cancel_futures=True)
+
+    def shutdown(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            processes = list((pool._processes or {}).values())  # noqa: SLF001
+            pool.shutdown(wait=False, cancel_futures=True)
+            for process in processes:  # the executor's own shutdown may not finish before exit
+                process.terminate()
+
+
+def make_drawer(pool: PoolSpec, adapter: str, params: dict[str, Any], deployment: Deployment, index: int) -> Drawer:
+    """The drawer for worker ``index`` of ``pool`` (a PoolSpec), warmed for the deployment's ladder."""
+    qualities = deployment.quality.qualities()
+    if pool.backend == "thread":
+        return ThreadDrawer(adapter, params, qualities)
+    if pool.backend == "ray":
+        from pipelines.stages.ray_drawers import RayDrawer
+
+        return RayDrawer(pool, adapter, params, deployment.ray, index, tuple(qualities))
+    return ProcessDrawer(adapter, params, nice=pool.nice, qualities=qualities)

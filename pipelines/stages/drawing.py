@@ -1,0 +1,66 @@
+"""What a drawing worker is asked and what it answers: the job types every drawer shares.
+
+A leaf of the runtime: the pools, the local drawers and the Ray drawers all import
+these, and none of them imports another to get them.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+from models.protocols import Animator, Quality, SceneInfo, VisualSegment
+from pipelines.playout.frames import FrameList
+from pipelines.playout.pixels import fit, rgb_to_i420
+
+
+@dataclass(frozen=True)
+class DrawJob:
+    """One segment, or frames ``frames[0] .. frames[1]-1`` of it, at one tier."""
+
+    scene: SceneInfo
+    visual: VisualSegment
+    quality: Quality
+    jpeg_quality: int | None
+    frames: tuple[int, int] | None = None
+    #: (width, height) the frames are delivered at (the episode's stream); None: the tier's.
+    size: tuple[int, int] | None = None
+
+
+@dataclass
+class Drawn:
+    frames: FrameList
+    #: Seconds the worker spent drawing (excludes queueing and transfer).
+    elapsed_s: float
+    #: How many times a dead worker was replaced while drawing this job.
+    retries: int = 0
+
+
+class Drawer(Protocol):
+    def warm_up(self) -> None: ...
+
+    def draw(self, job: DrawJob) -> Drawn: ...
+
+    def shutdown(self) -> None: ...
+
+
+def draw_with(animator: Animator, job: DrawJob) -> Drawn:
+    """Draw a job with an animator in this process: shared by every backend.
+
+    Frames leave the worker at the stream's size: scaling a 720p frame here once
+    is cheaper than compressing it at 720p and having every viewer and the archive
+    decode and scale it on the server's event loop.
+    """
+    t0 = time.perf_counter()
+    rendered = animator.render(job.scene, job.visual, job.quality, frames=job.frames, size=job.size)
+    frames = [rgb_to_i420(fit(f, job.size)) for f in rendered]
+    elapsed = time.perf_counter() - t0
+    stored = FrameList.raw(frames) if job.jpeg_quality is None else FrameList.compress(frames, job.jpeg_quality)
+    return Drawn(stored, elapsed)
+
+
+def prepare(animator: Animator, qualities: Sequence[Quality]) -> None:
+    """Warm an animator up for every tier it may be asked for (its studios, from disk when cached)."""
+    animator.warm_up()
+    if hasattr(animator, "prepare"):
+        animator.prepare(qualities)

@@ -1,0 +1,1 @@
+"""Live episodes: their lifecycle, the admission queue, restore after a restart, and the store."""

@@ -1,0 +1,1 @@
+"""Observability: pricing, spans turned into metrics, the Prometheus collector and the dashboard."""

@@ -1,0 +1,585 @@
+"""Prometheus metrics derived from spans and live state, read at scrape time.
+
+Nothing in the pipeline reports a metric: every task already records a span on its
+episode's timeline, episodes keep their startup times and the viewers' own reports,
+and each WebRTC viewer's playhead counts its stalls. ``Observability.refresh`` reads
+what is new since its last call (spans are append-only, so each is read once) and
+folds it into running totals; the collector turns those into metric families.
+
+Counters only ever grow: they accumulate increments as they are seen, so deleting an
+episode (or a viewer leaving) does not lower them. They count what this process did:
+episodes restored from the store after a restart are a baseline (shown on the
+dashboard, not counted again); an episode re-run under the same id counts anew.
+"""
+from __future__ import annotations
+
+import bisect
+import math
+import os
+import time
+from collections import defaultdict, deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from itertools import pairwise
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fastapi import (  # module level: FastAPI resolves handler annotations here
+    Request,
+    Response,
+)
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from models.protocols import CLOCK_RATE
+from pipelines.config import CONFIG_DIR, load_model
+from server.episodes.manager import STATUSES
+
+if TYPE_CHECKING:  # pragma: no cover
+    from server.app import ServerState
+    from server.episodes.manager import Episode
+
+DEFAULT_PRICING = CONFIG_DIR / "pricing.yaml"
+
+#: Stage latency and queue wait buckets (seconds).
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+#: Time to first frame / first speech buckets (seconds).
+STARTUP_BUCKETS = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 60.0)
+#: Window of the worker utilisation gauge.
+UTILISATION_WINDOW_S = 60.0
+#: Values kept per series for the dashboard's percentiles and distributions.
+RECENT = 500
+
+
+# ------------------------------------------------------------------ pricing
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class CpuPrice(_Strict):
+    #: $ per core-hour; a span's run time is charged as one core busy.
+    core_hour: float = Field(ge=0)
+
+
+class GpuPrice(_Strict):
+    #: $ per GPU-hour.
+    spot: float = Field(ge=0)
+    reserved: float = Field(ge=0)
+
+
+class Charge(_Strict):
+    #: The device a stage is charged at when ``stages`` does not name it.
+    default: str = "cpu"
+    #: Per stage: ``cpu`` or ``<GPU type>:<spot|reserved>``, e.g. ``video: "H100:spot"``.
+    stages: dict[str, str] = Field(default_factory=dict)
+
+
+class Pricing(_Strict):
+    currency: str = "USD"
+    cpu: CpuPrice
+    gpu: dict[str, GpuPrice] = Field(default_factory=dict)
+    charge: Charge = Field(default_factory=Charge)
+
+    @field_validator("gpu")
+    @classmethod
+    def _gpu_names(cls, value: dict[str, GpuPrice]) -> dict[str, GpuPrice]:
+        for name in value:
+            if not name or ":" in name or name.lower() == "cpu":
+                raise ValueError(f"GPU type {name!r}: must be a plain name such as H100 (not 'cpu', no ':')")
+        return value
+
+    @model_validator(mode="after")
+    def _devices_exist(self) -> Pricing:
+        allowed = self.devices()
+        for where, device in [("charge.default", self.charge.default)] + [
+            (f"charge.stages.{stage}", dev) for stage, dev in self.charge.stages.items()
+        ]:
+            if device not in allowed:
+                raise ValueError(f"{where}: unknown device {device!r}; allowed: {', '.join(allowed)}")
+        return self
+
+    def devices(self) -> list[str]:
+        return ["cpu"] + [f"{name}:{kind}" for name in self.gpu for kind in ("spot", "reserved")]
+
+    def device_for(self, stage: str) -> str:
+        return self.charge.stages.get(stage, self.charge.default)
+
+    def hourly(self, device: str) -> float:
+        if device == "cpu":
+            return self.cpu.core_hour
+        name, kind = device.split(":", 1)
+        return getattr(self.gpu[name], kind)
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump() | {"devices": {d: self.hourly(d) for d in self.devices()}}
+
+
+def load_pricing(path: str | Path | None = None) -> Pricing:
+    """``configs/pricing.yaml`` (or ``$STREAMWISE_PRICING``), validated; ConfigError names file and field."""
+    return load_model(Path(path or os.environ.get("STREAMWISE_PRICING") or DEFAULT_PRICING), Pricing, "pricing")
+
+
+# ------------------------------------------------------------------ running totals
+class Hist:
+    """A cumulative histogram (Prometheus semantics) plus the most recent values."""
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+        self.recent: deque[float] = deque(maxlen=RECENT)
+
+    def observe(self, value: float) -> None:
+        if not math.isfinite(value):
+            return
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.sum += value
+        self.recent.append(value)
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+    def buckets(self) -> list[tuple[str, int]]:
+        out, total = [], 0
+        for bound, n in zip(self.bounds, self.counts):
+            total += n
+            out.append((_float(bound), total))
+        out.append(("+Inf", total + self.counts[-1]))
+        return out
+
+
+def _float(value: float) -> str:
+    return repr(float(value))
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Linear-interpolated percentile (q in 0..100) of unsorted values."""
+    if not values:
+        return None
+    s = sorted(values)
+    k = (len(s) - 1) * q / 100
+    lo, hi = math.floor(k), math.ceil(k)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+@dataclass
+class _EpisodeTrack:
+    episode: Any = None  # the Episode read (a re-run replaces it under the same id)
+    counted: bool = True  # False for an episode restored from the store: a baseline
+    spans: int = 0
+    tiers: dict[int, str] = field(default_factory=dict)
+    quality_changes: int = 0
+    busy_s: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    cost: float = 0.0
+    media_s: float = 0.0
+    first_content: bool = False
+    first_speech: bool = False
+    failed: bool = False
+    done: bool = False  # terminal and read to the end: its spans no longer change
+    quiet: int = 0  # refreshes since it last had viewers or was generating
+    viewers: dict[str, _ViewerReport] = field(default_factory=dict)
+
+
+@dataclass
+class _ViewerReport:
+    freezes: int = 0
+    frozen_s: float = 0.0
+    ttff: bool = False
+    first_speech: bool = False
+    last: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _PlayheadTrack:
+    stalls: int = 0
+    stalled_samples: int = 0
+
+
+def episode_label(episode_id: str) -> str:
+    """The ``episode`` label: the id's first 8 characters. Whoever knows an id can watch the
+    episode, so metrics (often scraped without credentials) never carry a whole one."""
+    return episode_id[:8]
+
+
+def quality_changes(tiers: dict[int, str]) -> int:
+    """Tier changes between consecutive segments (by index) of one episode."""
+    ordered = [tiers[i] for i in sorted(tiers)]
+    return sum(a != b for a, b in pairwise(ordered))
+
+
+#: Reports keep being read for this many refreshes after an episode goes quiet.
+_QUIET_REFRESHES = 30
+
+
+class Observability:
+    """Running totals over every episode, viewer and span the server has held."""
+
+    def __init__(self, state: ServerState, pricing: Pricing) -> None:
+        self.state = state
+        self.pricing = pricing
+        self.started = time.monotonic()
+        self.last_refresh = 0.0
+        self._episodes: dict[str, _EpisodeTrack] = {}
+        self._playheads: dict[str, _PlayheadTrack] = {}
+        # histograms
+        self.ttff = {"server": Hist(STARTUP_BUCKETS), "viewer": Hist(STARTUP_BUCKETS)}
+        self.first_speech = {"server": Hist(STARTUP_BUCKETS), "viewer": Hist(STARTUP_BUCKETS)}
+        self.latency: dict[tuple[str, str], Hist] = {}
+        self.wait: dict[tuple[str, str], Hist] = {}
+        # counters
+        self.busy_s: dict[tuple[str, str], float] = defaultdict(float)  # (worker, stage)
+        self.cost: dict[tuple[str, str], float] = defaultdict(float)  # (stage, device)
+        self.stalls = {"viewer": 0, "server": 0}
+        self.stalled_s = {"viewer": 0.0, "server": 0.0}
+        self.quality_changes = 0
+        #: Refused episode creations by reason, counted from responses (RefusalCounter).
+        self.refusals: dict[str, int] = {reason: 0 for reason in REFUSALS.values()}
+        self.errors = 0
+        self.episodes_started = 0
+        self.media_s = 0.0
+        # recent busy intervals per worker, absolute monotonic times
+        self._busy_recent: dict[str, deque[tuple[float, float]]] = defaultdict(lambda: deque(maxlen=4096))
+        self.worker_stage: dict[str, str] = {}
+
+    # -------------------------------------------------------------- reading
+    def refresh(self) -> None:
+        """Fold in what changed since the last call. Runs on the event loop; cheap."""
+        now = time.monotonic()
+        self.last_refresh = now
+        mgr = self.state.manager
+        if mgr is not None:
+            current = mgr.episodes
+            for episode in list(current.values()):
+                track = self._episodes.get(episode.id)
+                if track is None or track.episode is not episode:
+                    restored = bool(getattr(episode, "restored", False))
+                    track = self._episodes[episode.id] = _EpisodeTrack(episode=episode, counted=not restored)
+                    if restored:  # what it did before the restart is a baseline, never counted again
+                        self._read_episode(episode, track)
+                        self._read_reports(episode, track)
+                        track.done, track.counted = True, True  # new viewers of its replay do count
+                        continue
+                    self.episodes_started += 1
+                if not track.done:
+                    self._read_episode(episode, track)
+                live = episode.status == "generating" or episode.viewers > 0
+                track.quiet = 0 if live else track.quiet + 1
+                if track.quiet <= _QUIET_REFRESHES:
+                    self._read_reports(episode, track)
+            for gone in [e for e in self._episodes if e not in current]:
+                del self._episodes[gone]
+        viewers = self.state.gateway.viewers
+        for viewer in list(viewers.values()):
+            stats = viewer.playhead.stats
+            track = self._playheads.setdefault(viewer.id, _PlayheadTrack())
+            if stats.stalls > track.stalls:
+                self.stalls["server"] += stats.stalls - track.stalls
+                track.stalls = stats.stalls
+            if stats.stalled_samples > track.stalled_samples:
+                self.stalled_s["server"] += (stats.stalled_samples - track.stalled_samples) / CLOCK_RATE
+                track.stalled_samples = stats.stalled_samples
+        for gone in [v for v in self._playheads if v not in viewers]:
+            del self._playheads[gone]
+        cutoff = now - UTILISATION_WINDOW_S
+        for intervals in self._busy_recent.values():
+            while intervals and intervals[0][1] < cutoff:
+                intervals.popleft()
+
+    def _read_episode(self, episode: Episode, track: _EpisodeTrack) -> None:
+        terminal = episode.status != "generating"  # read before the spans: none come after it
+        count = track.counted
+        spans = episode.timeline.spans()
+        t0 = episode.timeline.t0
+        tiers_changed = False
+        for span in spans[track.spans:]:
+            run_s = max(0.0, span.run_s)
+            device = self.pricing.device_for(span.stage)
+            cost = run_s * self.pricing.hourly(device) / 3600
+            track.cost += cost
+            track.busy_s[span.stage] += run_s
+            if span.tier and span.segment is not None:
+                track.tiers[span.segment] = span.tier
+                tiers_changed = True
+            if not count:
+                continue
+            key = (span.stage, span.tier or "none")
+            if key not in self.latency:
+                self.latency[key] = Hist(LATENCY_BUCKETS)
+                self.wait[key] = Hist(LATENCY_BUCKETS)
+            self.latency[key].observe(run_s)
+            self.wait[key].observe(max(0.0, span.wait_s))
+            self.busy_s[(span.worker, span.stage)] += run_s
+            self.worker_stage[span.worker] = span.stage
+            self._busy_recent[span.worker].append((t0 + span.started, t0 + span.finished))
+            self.cost[(span.stage, device)] += cost
+        track.spans = len(spans)
+        if tiers_changed:
+            changes = quality_changes(track.tiers)
+            if changes > track.quality_changes:
+                if count:
+                    self.quality_changes += changes - track.quality_changes
+                track.quality_changes = changes
+        media_s = episode.buffer.end / CLOCK_RATE
+        if media_s > track.media_s:
+            if count:
+                self.media_s += media_s - track.media_s
+            track.media_s = media_s
+        if not track.first_content and episode.first_content_s is not None:
+            track.first_content = True
+            if count:
+                self.ttff["server"].observe(episode.first_content_s)
+        if not track.first_speech and episode.first_speech_s is not None:
+            track.first_speech = True
+            if count:
+                self.first_speech["server"].observe(episode.first_speech_s)
+        if episode.status == "failed" and not track.failed:
+            track.failed = True
+            if count:
+                self.errors += 1
+        track.done = terminal
+
+    def _read_reports(self, episode: Episode, track: _EpisodeTrack) -> None:
+        count = track.counted
+        for report in episode.viewer_stats:
+            viewer = report.get("viewer")
+            if not viewer:
+                continue  # anonymous reports cannot be told apart: they would count twice
+            v = track.viewers.get(viewer)
+            if v is None:
+                v = track.viewers[viewer] = _ViewerReport()
+            v.last = report
+            freezes = int(report.get("freezeCount") or 0)
+            if freezes > v.freezes:
+                if count:
+                    self.stalls["viewer"] += freezes - v.freezes
+                v.freezes = freezes
+            frozen = float(report.get("totalFreezesDuration") or 0.0)
+            if frozen > v.frozen_s:
+                if count:
+                    self.stalled_s["viewer"] += frozen - v.frozen_s
+                v.frozen_s = frozen
+            if not v.ttff and report.get("ttffSeconds") is not None:
+                v.ttff = True
+                if count:
+                    self.ttff["viewer"].observe(float(report["ttffSeconds"]))
+            if not v.first_speech and report.get("firstSpeechSeconds") is not None:
+                v.first_speech = True
+                if count:
+                    self.first_speech["viewer"].observe(float(report["firstSpeechSeconds"]))
+
+    # -------------------------------------------------------------- derived
+    def utilisation(self, window_s: float = UTILISATION_WINDOW_S) -> dict[str, float]:
+        """Busy fraction of each worker over the last ``window_s`` (finished spans only)."""
+        now = time.monotonic()
+        start = now - window_s
+        out = {}
+        for worker, intervals in self._busy_recent.items():
+            busy = sum(max(0.0, min(b, now) - max(a, start)) for a, b in intervals)
+            out[worker] = min(1.0, busy / window_s)
+        for worker in self.worker_stage:
+            out.setdefault(worker, 0.0)
+        return out
+
+    def episode_track(self, episode_id: str) -> _EpisodeTrack | None:
+        return self._episodes.get(episode_id)
+
+    def viewer_positions(self) -> dict[str, list[int]]:
+        positions: dict[str, list[int]] = defaultdict(list)
+        for viewer in self.state.gateway.viewers.values():
+            positions[viewer.episode_id].append(viewer.playhead.position)
+        return positions
+
+    def live_episodes(self) -> list[Episode]:
+        mgr = self.state.manager
+        if mgr is None:
+            return []
+        return [e for e in mgr.episodes.values() if e.status == "generating" or e.viewers > 0]
+
+    def buffered_s(self, episode: Episode, positions: dict[str, list[int]]) -> float:
+        """Media generated that the episode's furthest-along viewer has not played yet."""
+        ahead = max(positions.get(episode.id) or [0])
+        return max(0.0, (episode.buffer.end - ahead) / CLOCK_RATE)
+
+    @property
+    def admission_refusals(self) -> int:
+        return sum(self.refusals.values())
+
+    def total_cost(self) -> float:
+        return sum(self.cost.values())
+
+    def cost_per_episode_minute(self) -> float | None:
+        return self.total_cost() / (self.media_s / 60) if self.media_s > 0 else None
+
+
+# ------------------------------------------------------------------ admission refusals
+#: Response status of an episode creation -> the refusal reason counted.
+REFUSALS = {429: "quota", 507: "disk"}
+
+
+class RefusalCounter:
+    """ASGI middleware: counts refused episode creations (POST /api/episodes, POST .../rerun).
+
+    Admission control answers with an HTTP status; reading the status here means the
+    routes need no hook. Every other request passes straight through.
+    """
+
+    def __init__(self, app: Any, obs: Observability) -> None:
+        self.app = app
+        self.obs = obs
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or scope.get("method") != "POST" or not (
+            path == "/api/episodes" or (path.startswith("/api/episodes/") and path.endswith("/rerun"))
+        ):
+            await self.app(scope, receive, send)
+            return
+
+        async def counting_send(message: dict) -> None:
+            if message["type"] == "http.response.start" and message["status"] in REFUSALS:
+                self.obs.refusals[REFUSALS[message["status"]]] += 1
+            await send(message)
+
+        await self.app(scope, receive, counting_send)
+
+
+# ------------------------------------------------------------------ the collector
+class StreamwiseCollector:
+    """A prometheus_client collector: everything is computed from ``Observability`` at scrape time."""
+
+    def __init__(self, obs: Observability) -> None:
+        self.obs = obs
+
+    def describe(self) -> list:
+        return []  # families are dynamic; nothing is read at registration
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            HistogramMetricFamily,
+        )
+
+        obs = self.obs
+        obs.refresh()
+
+        for name, doc, hists in (
+            ("streamwise_time_to_first_frame_seconds",
+             ("Time to first frame: server = episode created to first segment in its buffer; "
+              "viewer = page navigation to first decoded frame, as the browser reports it."), obs.ttff),
+            ("streamwise_time_to_first_speech_seconds",
+             ("Time to first speech: server = episode created to first spoken segment buffered; "
+              "viewer = page navigation to audible speech, as the browser reports it."), obs.first_speech),
+        ):
+            fam = HistogramMetricFamily(name, doc, labels=["source"])
+            for source, hist in hists.items():
+                fam.add_metric([source], hist.buckets(), hist.sum)
+            yield fam
+
+        for name, doc, hists in (
+            ("streamwise_stage_latency_seconds", "Run time of pipeline tasks (span started to finished), by stage and tier.", obs.latency),
+            ("streamwise_queue_wait_seconds", "Queue wait of pipeline tasks (span queued to started), by stage and tier.", obs.wait),
+        ):
+            fam = HistogramMetricFamily(name, doc, labels=["stage", "tier"])
+            for (stage, tier), hist in sorted(hists.items()):
+                fam.add_metric([stage, tier], hist.buckets(), hist.sum)
+            yield fam
+
+        positions = obs.viewer_positions()
+        live = obs.live_episodes()
+        buffered = GaugeMetricFamily("streamwise_episode_buffered_seconds",
+                                     "Seconds of media generated ahead of the episode's furthest-along viewer "
+                                     "(all of it when nobody watches), per live episode (label: the id's first 8 characters).",
+                                     labels=["episode"])
+        generated = GaugeMetricFamily("streamwise_episode_generated_seconds",
+                                      "Seconds of media generated so far, per live episode.", labels=["episode"])
+        for episode in live:
+            label = episode_label(episode.id)
+            buffered.add_metric([label], obs.buffered_s(episode, positions))
+            generated.add_metric([label], episode.buffer.end / CLOCK_RATE)
+        yield buffered
+        yield generated
+
+        mgr = obs.state.manager
+        by_status = {s: 0 for s in STATUSES}
+        for episode in (mgr.episodes.values() if mgr else ()):
+            by_status[episode.status] = by_status.get(episode.status, 0) + 1
+        yield GaugeMetricFamily("streamwise_active_episodes", "Episodes being generated now.", value=by_status["generating"])
+        fam = GaugeMetricFamily("streamwise_episodes", "Episodes held in memory, by status.", labels=["status"])
+        for status, n in by_status.items():
+            fam.add_metric([status], n)
+        yield fam
+        yield GaugeMetricFamily("streamwise_viewers", "Connected WebRTC viewers.", value=len(obs.state.gateway.viewers))
+
+        fam = GaugeMetricFamily("streamwise_worker_utilisation_ratio",
+                                f"Busy fraction of each stage worker over the last {UTILISATION_WINDOW_S:.0f} s "
+                                "(finished spans).", labels=["worker", "stage"])
+        for worker, ratio in sorted(obs.utilisation().items()):
+            fam.add_metric([worker, obs.worker_stage.get(worker, "")], ratio)
+        yield fam
+        fam = CounterMetricFamily("streamwise_worker_busy_seconds", "Seconds each stage worker spent running tasks "
+                                  "(sum of span run times; the CPU-seconds estimate).", labels=["worker", "stage"])
+        for (worker, stage), seconds in sorted(obs.busy_s.items()):
+            fam.add_metric([worker, stage], seconds)
+        yield fam
+
+        fam = CounterMetricFamily("streamwise_stalls", "Playback stalls: viewer = video freezes the browsers report; "
+                                  "server = times a viewer's playhead ran out of content.", labels=["source"])
+        for source, n in obs.stalls.items():
+            fam.add_metric([source], n)
+        yield fam
+        fam = CounterMetricFamily("streamwise_stalled_seconds", "Seconds spent stalled (viewer: frozen video; "
+                                  "server: playhead waiting for content).", labels=["source"])
+        for source, s in obs.stalled_s.items():
+            fam.add_metric([source], s)
+        yield fam
+        yield CounterMetricFamily("streamwise_quality_changes", "Quality tier changes between consecutive segments of an episode.",
+                                  value=obs.quality_changes)
+        fam = CounterMetricFamily("streamwise_admission_refusals", "Episode creations refused: quota = a key's rate "
+                                  "limit or concurrency cap (429), disk = too little free disk (507).", labels=["reason"])
+        for reason, n in obs.refusals.items():
+            fam.add_metric([reason], n)
+        yield fam
+        yield CounterMetricFamily("streamwise_episode_errors", "Episodes that failed.", value=obs.errors)
+        yield CounterMetricFamily("streamwise_episodes_started", "Episodes created.", value=obs.episodes_started)
+        yield CounterMetricFamily("streamwise_generated_media_seconds", "Seconds of episode media generated.", value=obs.media_s)
+
+        fam = CounterMetricFamily("streamwise_estimated_cost_dollars", "Estimated compute cost: busy seconds of each stage "
+                                  "x the configured price of its device (configs/pricing.yaml).", labels=["stage", "device"])
+        for (stage, device), dollars in sorted(obs.cost.items()):
+            fam.add_metric([stage, device], dollars)
+        yield fam
+        per_min = obs.cost_per_episode_minute()
+        yield GaugeMetricFamily("streamwise_cost_per_episode_minute_dollars",
+                                "Estimated cost per minute of generated media, over everything since the server started.",
+                                value=per_min if per_min is not None else 0.0)
+
+
+def make_registry(obs: Observability):
+    from prometheus_client import CollectorRegistry, ProcessCollector
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StreamwiseCollector(obs))
+    ProcessCollector(registry=registry)  # process_cpu_seconds_total: the real CPU bill
+    return registry
+
+
+def install_metrics(app: Any, obs: Observability) -> None:
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    registry = make_registry(obs)
+    app.add_middleware(RefusalCounter, obs=obs)
+
+    @app.get("/metrics", tags=["ops"], include_in_schema=True, summary="Prometheus metrics")
+    async def metrics(request: Request) -> Response:
+        # With API keys configured, Prometheus sends one (monitoring/prometheus.yml: authorization).
+        access = getattr(obs.state, "access", None)
+        if access is not None:
+            access.identify(request)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

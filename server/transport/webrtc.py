@@ -1,0 +1,297 @@
+"""WebRTC viewers (aiortc): one audio and one video track per viewer, both reading one playhead.
+
+The audio track paces itself at 20 ms a frame and advances the viewer's playhead;
+the video track shows the frame under that playhead. Output timestamps of both run
+from the same viewer start instant, so the browser lip-syncs them; content time
+pauses during a stall (filler plays) and resumes where it stopped.
+"""
+from __future__ import annotations
+
+import asyncio
+import fractions
+import json
+import logging
+import math
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import av
+import numpy as np
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamError
+
+from models.protocols import CLOCK_RATE
+from pipelines.playout.buffer import Playhead
+from pipelines.playout.pixels import resize_i420
+
+log = logging.getLogger(__name__)
+
+AUDIO_PTIME = 0.020
+AUDIO_SAMPLES = int(CLOCK_RATE * AUDIO_PTIME)
+VIDEO_CLOCK = 90_000
+#: Frames per second of the title card sent while a viewer waits for its episode to start
+#: (in the admission queue, or for the first words): a still picture, so encoding it at the
+#: stream's rate would cost as much as a stream and show nothing more.
+WAITING_FPS = 2
+#: The caption loop's ticks (0.1 s each) between looks at a waiting episode's place in the
+#: admission queue (each look asks admission when room frees up).
+QUEUE_STATUS_TICKS = 10
+
+
+def allow_loopback_candidates() -> None:
+    """Let aioice offer 127.0.0.1: a loopback-only server (and its tests) then needs no network."""
+    import aioice.ice as ice
+
+    if getattr(ice.get_host_addresses, "_streamwise", False):
+        return
+    original = ice.get_host_addresses
+
+    def get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        addresses = original(use_ipv4, use_ipv6)
+        if use_ipv4 and "127.0.0.1" not in addresses:
+            addresses.append("127.0.0.1")
+        return addresses
+
+    get_host_addresses._streamwise = True  # type: ignore[attr-defined]
+    ice.get_host_addresses = get_host_addresses
+
+
+_MDNS_CANDIDATE = re.compile(r"^a=candidate:.* [0-9a-fA-F-]+\.local .*\r?\n", re.MULTILINE)
+
+
+def strip_mdns_candidates(sdp: str) -> str:
+    """Drop the browser's ``.local`` candidates: resolving them costs aioice a 1 s wait.
+
+    The browser still checks the server's host candidates, and aioice learns the
+    browser's real address from those checks as a peer-reflexive candidate.
+    """
+    return _MDNS_CANDIDATE.sub("", sdp)
+
+
+class InvalidOffer(ValueError):
+    """The SDP offer could not be used; the message says why."""
+
+
+@dataclass
+class ViewerClock:
+    """The wall-clock instant this viewer's output timeline started, shared by both tracks."""
+
+    start: float | None = None
+
+    def begin(self) -> float:
+        if self.start is None:
+            self.start = time.monotonic()
+        return self.start
+
+
+class PlayheadAudioTrack(MediaStreamTrack):
+    kind = "audio"
+
+    def __init__(self, playhead: Playhead, clock: ViewerClock) -> None:
+        super().__init__()
+        self.playhead = playhead
+        self.clock = clock
+        self._sent = 0
+
+    async def recv(self) -> av.AudioFrame:
+        start = self.clock.begin()
+        due = start + self._sent / CLOCK_RATE
+        wait = due - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        if self.playhead.ended:
+            self.stop()  # the episode is over: stop sending (and encoding) silence
+            raise MediaStreamError
+        pcm = self.playhead.next_audio(AUDIO_SAMPLES)
+        samples = np.clip(pcm * 32767.0, -32768, 32767).astype(np.int16).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
+        frame.sample_rate = CLOCK_RATE
+        frame.pts = self._sent
+        frame.time_base = fractions.Fraction(1, CLOCK_RATE)
+        self._sent += AUDIO_SAMPLES
+        return frame
+
+
+class PlayheadVideoTrack(MediaStreamTrack):
+    kind = "video"
+
+    def __init__(self, playhead: Playhead, clock: ViewerClock, fps: int, filler: Callable[[], np.ndarray],
+                 size: tuple[int, int] | None = None) -> None:
+        super().__init__()
+        self.playhead = playhead
+        self.clock = clock
+        self.fps = fps
+        self.filler = filler
+        self.size = size  # (width, height) sent to this viewer
+        self._n = 0  # index of the next frame on the stream's clock
+        self._last = -1  # index of the frame sent last
+        self._waiting = False  # the frame sent last was the still card of a viewer waiting to start
+
+    async def recv(self) -> av.VideoFrame:
+        start = self.clock.begin()
+        due = start + self._n / self.fps
+        while (wait := due - time.monotonic()) > 0:
+            if self._waiting and self.playhead.started:
+                # The first words are playing: resume at the stream's rate with the frame due now.
+                self._waiting = False
+                self._n = max(self._last + 1, math.ceil((time.monotonic() - start) * self.fps))
+                due = start + self._n / self.fps
+                continue
+            await asyncio.sleep(min(wait, 1 / self.fps) if self._waiting else wait)
+        if self.playhead.ended:
+            self.stop()
+            raise MediaStreamError
+        current = self.playhead.frame()
+        image = current[0] if current is not None else self.filler()
+        if self.size is not None and image.shape != (self.size[1] * 3 // 2, self.size[0]):
+            # Frames arrive at the stream's size (scaled on the drawing worker); this only
+            # catches a frame that did not, so the viewer's resolution never changes.
+            image = resize_i420(image, *self.size)
+        frame = av.VideoFrame.from_ndarray(image, format="yuv420p")
+        frame.pts = int(round(self._n * VIDEO_CLOCK / self.fps))
+        frame.time_base = fractions.Fraction(1, VIDEO_CLOCK)
+        self._last = self._n
+        self._waiting = not self.playhead.started
+        # Waiting to start: the next frame is due a whole filler interval later, on the same clock.
+        self._n += max(1, self.fps // WAITING_FPS) if self._waiting else 1
+        return frame
+
+
+@dataclass
+class Viewer:
+    id: str
+    episode_id: str
+    pc: RTCPeerConnection
+    playhead: Playhead
+    created: float = field(default_factory=time.monotonic)
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class WebRTCGateway:
+    """Owns every peer connection; a viewer that leaves or fails frees what it held."""
+
+    def __init__(self, ice_servers: list[dict[str, Any]] | None = None, include_loopback: bool = True) -> None:
+        self.viewers: dict[str, Viewer] = {}
+        self.ice_servers = [RTCIceServer(**s) for s in (ice_servers or [])]
+        if include_loopback:
+            allow_loopback_candidates()
+
+    async def answer(
+        self,
+        episode_id: str,
+        offer_sdp: str,
+        offer_type: str,
+        playhead: Playhead,
+        fps: int,
+        filler: Callable[[], np.ndarray],
+        on_close: Callable[[Viewer], None],
+        size: tuple[int, int] | None = None,
+        queue_status: Callable[[], dict[str, Any] | None] | None = None,
+    ) -> tuple[Viewer, RTCSessionDescription]:
+        if offer_type != "offer":
+            raise InvalidOffer(f"type must be 'offer', got {offer_type!r}")
+        if "m=" not in offer_sdp:
+            raise InvalidOffer("sdp has no media sections (m= lines)")
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=self.ice_servers))
+        viewer = Viewer(id=uuid.uuid4().hex, episode_id=episode_id, pc=pc, playhead=playhead)
+        self.viewers[viewer.id] = viewer
+        clock = ViewerClock()
+
+        @pc.on("connectionstatechange")
+        async def _state() -> None:
+            log.debug("viewer %s: %s", viewer.id, pc.connectionState)
+            if pc.connectionState in ("failed", "closed"):
+                await self.close(viewer.id, on_close)
+
+        @pc.on("datachannel")
+        def _channel(channel: Any) -> None:
+            asyncio.ensure_future(_captions(channel, playhead, viewer, queue_status))
+
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=strip_mdns_candidates(offer_sdp), type="offer"))
+            kinds = {t.kind for t in pc.getTransceivers()}
+            if "video" not in kinds and "audio" not in kinds:
+                raise InvalidOffer("the offer must receive audio and/or video")
+            for transceiver in pc.getTransceivers():
+                if transceiver.kind == "audio":
+                    transceiver.sender.replaceTrack(PlayheadAudioTrack(playhead, clock))
+                    transceiver.direction = "sendonly"
+                elif transceiver.kind == "video":
+                    transceiver.sender.replaceTrack(PlayheadVideoTrack(playhead, clock, fps, filler, size))
+                    transceiver.direction = "sendonly"
+            answer = await pc.createAnswer()
+            await pc.setLocalDescription(answer)
+        except InvalidOffer:
+            await self.close(viewer.id, on_close)
+            raise
+        except Exception as exc:  # noqa: BLE001 - malformed SDP comes in many shapes
+            await self.close(viewer.id, on_close)
+            raise InvalidOffer(f"could not use this SDP offer: {exc}") from exc
+        return viewer, pc.localDescription
+
+    async def close(self, viewer_id: str, on_close: Callable[[Viewer], None] | None = None) -> None:
+        viewer = self.viewers.pop(viewer_id, None)
+        if viewer is None:
+            return
+        viewer.closed.set()
+        try:
+            await viewer.pc.close()
+        finally:
+            if on_close:
+                on_close(viewer)
+
+    async def close_episode(self, episode_id: str) -> None:
+        for viewer in [v for v in self.viewers.values() if v.episode_id == episode_id]:
+            await self.close(viewer.id)
+
+    async def shutdown(self) -> None:
+        for viewer_id in list(self.viewers):
+            await self.close(viewer_id)
+
+
+async def _captions(channel: Any, playhead: Playhead, viewer: Viewer,
+                    queue_status: Callable[[], dict[str, Any] | None] | None = None) -> None:
+    """Send the caption under the viewer's playhead whenever it changes (synced with the audio).
+
+    While the episode waits in the admission queue, its place in line goes first
+    (``{"type": "queue", ...}`` whenever it changes, then ``"position": null`` once it
+    starts): a viewer looking at a still title card is told why, and for how long.
+    """
+    last: Any = object()
+    scanned = 0  # buffer segments already looked at for the transcript
+    place: dict[str, Any] | None = None  # the queue status sent last
+    waiting, tick = queue_status is not None, 0
+    while not viewer.closed.is_set() and channel.readyState != "closed":
+        if channel.readyState == "open":
+            if waiting and tick % QUEUE_STATUS_TICKS == 0:
+                status = queue_status()  # type: ignore[misc]
+                if status != place:
+                    channel.send(json.dumps({"type": "queue", **(status or {"position": None, "starts_in_s": None})}))
+                    place = status
+                waiting = status is not None
+            tick += 1
+            caption = playhead.buffer.caption_at(max(0, playhead.position - 1))
+            if caption != last:
+                last = caption
+                message = {"type": "caption", "speaker": caption[0], "text": caption[1]} if caption else {"type": "caption", "speaker": None, "text": ""}
+                channel.send(json.dumps(message))
+            # The live transcript: every segment the viewer has heard so far, each sent once.
+            segments = playhead.buffer.segments
+            while scanned < len(segments) and segments[scanned].start < playhead.position:
+                seg = segments[scanned]
+                scanned += 1
+                if seg.kind == "speech":
+                    channel.send(json.dumps({"type": "line", "index": seg.index, "line": seg.line_index, "speaker": seg.speaker_name, "text": seg.text, "start_s": round(seg.start / CLOCK_RATE, 3)}))
+            if playhead.ended:
+                channel.send(json.dumps({"type": "ended"}))
+                break
+        await asyncio.sleep(0.1)
