@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.harness import CHROMIUM, CHROMIUM_ARGS, start_server  # noqa: E402
 from bench.startup import TOPICS, pct, wait_for  # noqa: E402
 from pipelines.config import load_deployment  # noqa: E402
-from server.episodes.manager import LEARNED_COSTS_FILE  # noqa: E402
+from server.episodes.admission_loop import LEARNED_COSTS_FILE  # noqa: E402
 
 POLICIES = ["adaptive", "static-high", "static", "static-low", "fifo", "batch"]
 

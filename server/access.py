@@ -50,7 +50,7 @@ class AccessPolicy:
         return not self.keys
 
     @classmethod
-    def from_env(cls, env: dict[str, str], host: str) -> "AccessPolicy":
+    def from_env(cls, env: dict[str, str], host: str) -> AccessPolicy:
         keys = tuple(k.strip() for k in env.get("STREAMWISE_API_KEYS", "").split(",") if k.strip())
         short = [key_id(k) for k in keys if len(k) < 16]
         if short:

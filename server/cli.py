@@ -1,4 +1,4 @@
-"""The ``streamwise`` command: render, setup, config checks (and serve, from the server)."""
+"""The ``streamwise`` command, every subcommand: serve, render, setup, profile, config, plan."""
 from __future__ import annotations
 
 import argparse
@@ -13,6 +13,7 @@ from pipelines.config import (
     CONFIG_DIR,
     DEFAULT_DEPLOYMENT,
     DEFAULT_WORKFLOW,
+    REPO_ROOT,
     ConfigError,
     load_deployment,
     load_workflow,
@@ -124,6 +125,27 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from server.access import AccessConfigError, AccessPolicy
+    from server.app import create_app
+    from server.state import Settings, parse_ice_servers
+
+    load_deployment(args.deploy, load_workflow(args.workflow))  # fail fast on a bad config
+    try:
+        access = AccessPolicy.from_env(dict(os.environ), args.host)
+        ice_servers = parse_ice_servers(os.environ.get("STREAMWISE_ICE_SERVERS", ""))
+    except (AccessConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    settings = Settings(workflow=Path(args.workflow), deployment=Path(args.deploy), media_dir=Path(args.media_dir),
+                        host=args.host, port=args.port, access=access, ice_servers=ice_servers)
+    print(f"StreamWise: loading models, then serving on http://{args.host}:{args.port}/", flush=True)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamwise", description="Generated podcast videos, streamed as they are made.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)")
@@ -156,9 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
     configs(check)
     check.set_defaults(func=cmd_config)
 
-    from server.app import add_serve_command
+    serve = sub.add_parser("serve", help="run the server (REST API, WebRTC, player)")
+    serve.add_argument("--host", default=os.environ.get("STREAMWISE_HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("STREAMWISE_PORT", "8000")))
+    serve.add_argument("--media-dir", default=os.environ.get("STREAMWISE_MEDIA_DIR", str(REPO_ROOT / "data" / "episodes")))
+    configs(serve)
+    serve.set_defaults(func=cmd_serve)
 
-    add_serve_command(sub, configs)
     try:
         from fleet.cli import add_plan_command
     except ImportError:  # the cluster planner is optional

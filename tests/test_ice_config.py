@@ -1,12 +1,14 @@
 import pytest
 
-from server.app import parse_ice_servers
+from server.state import parse_ice_servers
 
 
 def test_ice_servers_from_json():
     assert parse_ice_servers("") == []
-    servers = parse_ice_servers('[{"urls": "turn:t.example.org:3478", "username": "u", "credential": "p"}]')
-    assert servers[0]["username"] == "u"
+    servers = parse_ice_servers('[{"urls": "turn:t.example.org:3478", "username": "u", "credential": "p"}, '
+                                '{"urls": "stun:s.example.org"}]')
+    assert servers == [{"urls": "turn:t.example.org:3478", "username": "u", "credential": "p"},
+                       {"urls": "stun:s.example.org"}]
 
 
 @pytest.mark.parametrize("text, message", [("{", "not valid JSON"), ("[1]", "expected a JSON list"),

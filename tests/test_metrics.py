@@ -25,17 +25,16 @@ from pipelines.config import ConfigError
 from pipelines.playout.buffer import PlayheadStats
 from pipelines.segments import EpisodeRequest
 from pipelines.spans import Span
-from server.episodes.manager import Episode
+from server.episodes.episode import Episode
 from server.observability.dashboard import DashboardHub, Subscriber
 from server.observability.metrics import (
     LATENCY_BUCKETS,
     Observability,
-    Pricing,
-    load_pricing,
-    make_registry,
     percentile,
     quality_changes,
 )
+from server.observability.pricing import Pricing, load_pricing
+from server.observability.prometheus import make_registry
 
 REPO = Path(__file__).resolve().parents[1]
 RATE = 48_000
@@ -254,13 +253,14 @@ def test_metrics_never_carry_a_whole_episode_id() -> None:
 
 
 def test_the_dashboard_stream_needs_a_key_when_keys_are_configured() -> None:
-    access = pytest.importorskip("server.access")
     from fastapi.testclient import TestClient
 
-    from server.app import Settings, create_app
+    from server.access import AccessPolicy
+    from server.app import create_app
+    from server.state import Settings
 
     key = "k" * 24
-    client = TestClient(create_app(Settings(access=access.AccessPolicy(keys=(key,)))))  # no lifespan: no models
+    client = TestClient(create_app(Settings(access=AccessPolicy(keys=(key,)))))  # no lifespan: no models
     assert client.get("/api/dashboard/stream").status_code == 401
     assert client.get("/api/dashboard/stream", params={"key": "x" * 24}).status_code == 403
     assert client.get("/dashboard").status_code == 200  # the page itself holds no data
@@ -271,7 +271,9 @@ def test_refused_creations_are_counted_from_their_responses() -> None:
     from fastapi import FastAPI, HTTPException
     from fastapi.testclient import TestClient
 
-    from server.observability.metrics import install_metrics
+    from server.observability.middleware import RefusalCounter
+    from server.observability.prometheus import make_registry
+    from server.routes import operations
 
     app = FastAPI()
     answers = iter([429, 507, 201, 429, 400])
@@ -292,7 +294,9 @@ def test_refused_creations_are_counted_from_their_responses() -> None:
         raise HTTPException(429, "not a creation")
 
     obs = Observability(FakeState(), pricing())
-    install_metrics(app, obs)
+    app.add_middleware(RefusalCounter, obs=obs)
+    app.state.observability, app.state.metrics_registry = obs, make_registry(obs)
+    app.include_router(operations.router)
     client = TestClient(app)
     for _ in range(5):
         client.post("/api/episodes")
@@ -321,7 +325,15 @@ def test_every_family_is_prefixed_and_documented() -> None:
     state.episode("a").timeline.add(span("video", 0, "240p", 0, 0, 1))
     text = generate_latest(make_registry(Observability(state, pricing()))).decode()
     families = [f for f in text_string_to_metric_families(text) if not f.name.startswith("process_")]
-    assert len(families) >= 20
+    assert sorted(f.name for f in families) == [
+        "streamwise_active_episodes", "streamwise_admission_refusals", "streamwise_cost_per_episode_minute_dollars",
+        "streamwise_episode_buffered_seconds", "streamwise_episode_errors", "streamwise_episode_generated_seconds",
+        "streamwise_episodes", "streamwise_episodes_started", "streamwise_estimated_cost_dollars",
+        "streamwise_generated_media_seconds", "streamwise_quality_changes", "streamwise_queue_wait_seconds",
+        "streamwise_stage_latency_seconds", "streamwise_stalled_seconds", "streamwise_stalls",
+        "streamwise_time_to_first_frame_seconds", "streamwise_time_to_first_speech_seconds", "streamwise_viewers",
+        "streamwise_worker_busy_seconds", "streamwise_worker_utilisation_ratio",
+    ]
     for fam in families:
         assert fam.name.startswith("streamwise_"), fam.name
         assert fam.documentation, fam.name
@@ -497,7 +509,8 @@ def test_live_dashboard_stream_ticks(base_url: str) -> None:
                 if len(events) == 3:
                     break
     assert [e for e, _ in events] == ["hello", "tick", "tick"]
-    assert events[0][1]["pricing"]["gpu"]["H100"] == {"spot": 4.03, "reserved": 5.39}
+    # The pricing the server loaded: configs/pricing.yaml, or $STREAMWISE_PRICING (it inherits this environment).
+    assert events[0][1]["pricing"] == json.loads(json.dumps(load_pricing().to_json()))
     assert events[2][1]["seq"] == events[1][1]["seq"] + 1
     assert 0.5 <= events[2][1]["t"] - events[1][1]["t"] <= 2.0
     assert events[1][1]["tick_ms"] < 50, "a snapshot must stay cheap"

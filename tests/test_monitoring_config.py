@@ -19,7 +19,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from test_metrics import FakeState  # tests/ is on sys.path (rootdir-relative imports)
 
 from pipelines.spans import Span
-from server.observability.metrics import Observability, load_pricing, make_registry
+from server.observability.metrics import Observability
+from server.observability.pricing import load_pricing
+from server.observability.prometheus import make_registry
 
 REPO = Path(__file__).resolve().parents[1]
 MONITORING = REPO / "monitoring"
@@ -97,7 +99,8 @@ def test_compose_runs_server_prometheus_and_grafana() -> None:
 
 
 def test_prometheus_scrapes_the_servers_metrics() -> None:
-    from server.app import Settings, create_app
+    from server.app import create_app
+    from server.state import Settings
 
     config = _yaml(MONITORING / "prometheus.yml")
     jobs = {j["job_name"]: j for j in config["scrape_configs"]}
@@ -106,7 +109,10 @@ def test_prometheus_scrapes_the_servers_metrics() -> None:
     targets = [t for sc in job["static_configs"] for t in sc["targets"]]
     # The server shares the host network and listens on its default port.
     assert targets == [f"127.0.0.1:{Settings().port}"]
-    paths = {getattr(r, "path", None) for r in create_app().routes}
+    app = create_app()
+    # Routers are kept whole inside the app (FastAPI's _IncludedRouter): read their routes too.
+    routes = [*app.routes, *(x for r in app.routes for x in getattr(getattr(r, "original_router", None), "routes", []))]
+    paths = {getattr(r, "path", None) for r in routes}
     assert {"/metrics", "/dashboard", "/api/dashboard/stream"} <= paths
 
 

@@ -4,8 +4,8 @@ Piper hands us espeak-ng IPA symbols with sample timings (``TimedPhoneme``).
 Each symbol maps to one of a small set of viseme classes; each class has a
 ``MouthShape`` (openness, width, roundness, teeth, tongue).  A ``VisemeTrack``
 turns a phoneme sequence into a continuous function of time by convolving the
-piecewise-constant shape targets with a short triangular kernel (coarticulation,
-~35 ms), so the mouth glides between shapes instead of flickering.
+piecewise-constant shape targets with a short triangular kernel (coarticulation),
+so the mouth glides between shapes instead of flickering.
 
 Modifiers carry their neighbour's shape: stress marks (ˈ ˌ) take the shape of
 the following phoneme, length marks (ː ˑ) and Piper's pad ``_`` the previous
@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import bisect
 import unicodedata
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -43,7 +43,7 @@ class MouthShape:
         return np.array([self.open, self.wide, self.round, self.teeth, self.tongue], dtype=np.float64)
 
     @staticmethod
-    def from_array(a: Sequence[float]) -> "MouthShape":
+    def from_array(a: Sequence[float]) -> MouthShape:
         return MouthShape(float(a[0]), float(a[1]), float(a[2]), float(a[3]), float(a[4]))
 
 
@@ -264,13 +264,3 @@ class VisemeTrack:
     def sample(self, times: Sequence[float]) -> np.ndarray:
         """Shapes at many times: array (len(times), 5) [open, wide, round, teeth, tongue]."""
         return np.stack([self.at_array(float(t)) for t in times]) if len(times) else np.zeros((0, 5))
-
-
-@lru_cache(maxsize=64)
-def _track_for(phonemes: tuple[TimedPhoneme, ...], blend_ms: float) -> VisemeTrack:
-    return VisemeTrack(phonemes, blend_ms)
-
-
-def mouth_shape(phonemes: Sequence[TimedPhoneme], t: float, blend_ms: float = 35.0) -> MouthShape:
-    """Smoothly blended mouth shape at ``t`` samples (relative to the phonemes' clip)."""
-    return _track_for(tuple(phonemes), float(blend_ms)).at(t)

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
 #: Seconds of media in an episode's first segment (first_max_words at ~2.6 words/s).
 FIRST_SEGMENT_S = 3.0

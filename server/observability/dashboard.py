@@ -15,17 +15,17 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-# Module level: FastAPI resolves the handlers' (postponed) annotations in these globals.
-from fastapi import HTTPException, Request
-from fastapi.responses import HTMLResponse, StreamingResponse
+from typing import Any
 
 from models.protocols import CLOCK_RATE
-from server.observability.metrics import Observability, percentile
-
-if TYPE_CHECKING:  # pragma: no cover
-    from server.episodes.manager import Episode
+from pipelines.spans import Span
+from server.episodes.episode import Episode
+from server.observability.metrics import (
+    UTILISATION_WINDOW_S,
+    EpisodeTrack,
+    Observability,
+    percentile,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,6 @@ MAX_EPISODES = 12  # the most recent episodes shown
 MAX_VIEWERS = 24
 HELLO_SPANS = 2000  # spans per episode sent to a page that connects
 HISTORY = 180  # ticks of buffer history kept for pages that connect (3 minutes)
-UTILISATION_WINDOW_S = 30.0
 MAX_SUBSCRIBERS = 32
 #: A stream ends after this long; the page reconnects at once and gets a fresh hello.
 STREAM_MAX_S = 600.0
@@ -45,6 +44,11 @@ class _Exit:
     """Set when uvicorn is told to exit, so open streams end and shutdown is not held up."""
 
     requested = False
+
+
+def exit_requested() -> bool:
+    """True once the server was told to exit: open streams end instead of holding shutdown up."""
+    return _Exit.requested
 
 
 def watch_server_exit() -> None:
@@ -69,7 +73,7 @@ def _r(value: float | None, digits: int = 3) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def _span_row(span: Any) -> list[Any]:
+def _span_row(span: Span) -> list[Any]:
     return [span.stage, span.segment, span.tier, span.worker,
             round(span.queued, 3), round(span.started, 3), round(span.finished, 3), span.note]
 
@@ -87,7 +91,7 @@ class DashboardHub:
         self.subscribers: list[Subscriber] = []
         #: Spans of each listed episode sent in ticks so far, with the Episode they came from
         #: (a re-run replaces the episode under the same id: its spans start again from 0).
-        self.sent: dict[str, tuple[Any, int]] = {}
+        self.sent: dict[str, tuple[Episode, int]] = {}
         self.history: deque[dict[str, Any]] = deque(maxlen=HISTORY)
         self.seq = 0
         self.tick_cost_s = 0.0  # last tick's compute time, shown on the page
@@ -184,79 +188,106 @@ class DashboardHub:
 
     def _snapshot(self) -> tuple[dict[str, Any], list[Episode]]:
         obs = self.obs
-        now = time.monotonic()
-        wall = time.time()
         episodes = self._listed()
-        positions = obs.viewer_positions()
-        gateway_viewers = obs.state.gateway.viewers
-        rows, viewers = [], []
-        for episode in episodes:
-            track = obs.episode_track(episode.id)
-            if track is not None and track.episode is not episode:
-                track = None  # re-run since the last refresh
-            progress = episode.progress()
-            generated = float(progress.get("buffered_s") or 0.0)  # restored episodes: from the store
-            live = episode.status == "generating" or episode.viewers > 0
-            tiers = track.tiers if track else {}
-            cost = track.cost if track else 0.0
-            rows.append({
-                "id": episode.id,
-                "title": episode.title or episode.request.topic,
-                "topic": episode.request.topic,
-                "status": episode.status,
-                "age_s": round(wall - episode.created_wall, 1),
-                "generated_s": round(generated, 3),
-                "buffered_s": _r(obs.buffered_s(episode, positions)) if live else None,
-                "viewers": episode.viewers,
-                "first_content_s": episode.first_content_s,
-                "first_speech_s": episode.first_speech_s,
-                "segments": progress.get("segments_rendered") or 0,
-                "tier": tiers[max(tiers)] if tiers else episode.request.quality,
-                "quality_changes": track.quality_changes if track else 0,
-                "busy_s": round(sum(track.busy_s.values()), 3) if track else 0.0,
-                "cost": round(cost, 6),
-                "cost_per_min": round(cost / (generated / 60), 6) if generated > 0 else None,
-            })
-            if track is None:
-                continue
-            for viewer_id, report in track.viewers.items():
-                last = report.last
-                connected = gateway_viewers.get(viewer_id)
-                viewers.append({
-                    "episode": episode.id,
-                    "viewer": viewer_id,
-                    "connected": connected is not None,
-                    "freezes": report.freezes,
-                    "frozen_s": round(report.frozen_s, 3),
-                    "skew_ms": _r(last.get("avSkewMs"), 1),
-                    "played_s": _r(last.get("playedSeconds"), 1),
-                    "fps": _r(last.get("framesPerSecond"), 1),
-                    "ttff_s": _r(last.get("ttffSeconds")),
-                    "server_stalls": connected.playhead.stats.stalls if connected else None,
-                })
-        viewers.sort(key=lambda v: (not v["connected"],))
-        stages = []
-        for (stage, tier), hist in sorted(obs.latency.items()):
-            run = list(hist.recent)
-            wait = list(obs.wait[(stage, tier)].recent)
-            stages.append({"stage": stage, "tier": tier, "n": hist.count,
-                           "p50": _r(percentile(run, 50), 4), "p95": _r(percentile(run, 95), 4),
-                           "wait_p50": _r(percentile(wait, 50), 4), "wait_p95": _r(percentile(wait, 95), 4)})
-        workers = [{"worker": w, "stage": obs.worker_stage.get(w, ""), "utilisation": round(u, 4)}
-                   for w, u in sorted(obs.utilisation(UTILISATION_WINDOW_S).items())]
+        rows, viewers = self._episode_rows(episodes)
         startup = {
             "server_ttff": list(obs.ttff["server"].recent),
             "viewer_ttff": list(obs.ttff["viewer"].recent),
             "server_speech": list(obs.first_speech["server"].recent),
             "viewer_speech": list(obs.first_speech["viewer"].recent),
         }
+        snap = {
+            "t": round(time.monotonic() - obs.started, 3),
+            "summary": self._summary(startup),
+            "episodes": rows,
+            "viewers": viewers[:MAX_VIEWERS],
+            "stages": self._stage_rows(),
+            "workers": [{"worker": w, "stage": obs.worker_stage.get(w, ""), "utilisation": round(u, 4)}
+                        for w, u in sorted(obs.utilisation(UTILISATION_WINDOW_S).items())],
+            "utilisation_window_s": UTILISATION_WINDOW_S,
+            "startup": startup,
+        }
+        return snap, episodes
+
+    def _episode_rows(self, episodes: list[Episode]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """One row per listed episode, and one per viewer that reported on it (connected first)."""
+        positions = self.obs.viewer_positions()
+        rows, viewers = [], []
+        for episode in episodes:
+            track = self.obs.episode_track(episode.id)
+            if track is not None and track.episode is not episode:
+                track = None  # re-run since the last refresh
+            rows.append(self._episode_row(episode, track, positions))
+            if track is not None:
+                viewers.extend(self._viewer_rows(episode, track))
+        viewers.sort(key=lambda v: (not v["connected"],))
+        return rows, viewers
+
+    def _episode_row(self, episode: Episode, track: EpisodeTrack | None,
+                     positions: dict[str, list[int]]) -> dict[str, Any]:
+        progress = episode.progress()
+        generated = float(progress.get("buffered_s") or 0.0)  # restored episodes: from the store
+        live = episode.status == "generating" or episode.viewers > 0
+        tiers = track.tiers if track else {}
+        cost = track.cost if track else 0.0
+        return {
+            "id": episode.id,
+            "title": episode.title or episode.request.topic,
+            "topic": episode.request.topic,
+            "status": episode.status,
+            "age_s": round(time.time() - episode.created_wall, 1),
+            "generated_s": round(generated, 3),
+            "buffered_s": _r(self.obs.buffered_s(episode, positions)) if live else None,
+            "viewers": episode.viewers,
+            "first_content_s": episode.first_content_s,
+            "first_speech_s": episode.first_speech_s,
+            "segments": progress.get("segments_rendered") or 0,
+            "tier": tiers[max(tiers)] if tiers else episode.request.quality,
+            "quality_changes": track.quality_changes if track else 0,
+            "busy_s": round(sum(track.busy_s.values()), 3) if track else 0.0,
+            "cost": round(cost, 6),
+            "cost_per_min": round(cost / (generated / 60), 6) if generated > 0 else None,
+        }
+
+    def _viewer_rows(self, episode: Episode, track: EpisodeTrack) -> list[dict[str, Any]]:
+        gateway_viewers = self.obs.state.gateway.viewers
+        rows = []
+        for viewer_id, report in track.viewers.items():
+            last = report.last
+            connected = gateway_viewers.get(viewer_id)
+            rows.append({
+                "episode": episode.id,
+                "viewer": viewer_id,
+                "connected": connected is not None,
+                "freezes": report.freezes,
+                "frozen_s": round(report.frozen_s, 3),
+                "skew_ms": _r(last.get("avSkewMs"), 1),
+                "played_s": _r(last.get("playedSeconds"), 1),
+                "fps": _r(last.get("framesPerSecond"), 1),
+                "ttff_s": _r(last.get("ttffSeconds")),
+                "server_stalls": connected.playhead.stats.stalls if connected else None,
+            })
+        return rows
+
+    def _stage_rows(self) -> list[dict[str, Any]]:
+        """Run time and queue wait percentiles of each stage and tier, over recent tasks."""
+        stages = []
+        for (stage, tier), hist in sorted(self.obs.latency.items()):
+            run = list(hist.recent)
+            wait = list(self.obs.wait[(stage, tier)].recent)
+            stages.append({"stage": stage, "tier": tier, "n": hist.count,
+                           "p50": _r(percentile(run, 50), 4), "p95": _r(percentile(run, 95), 4),
+                           "wait_p50": _r(percentile(wait, 50), 4), "wait_p95": _r(percentile(wait, 95), 4)})
+        return stages
+
+    def _summary(self, startup: dict[str, list[float]]) -> dict[str, Any]:
+        obs = self.obs
         mgr = obs.state.manager
-        per_min = obs.cost_per_episode_minute()
-        summary = {
+        return {
             "ready": obs.state.ready,
             "active": sum(e.status == "generating" for e in mgr.episodes.values()) if mgr else 0,
             "episodes": len(mgr.episodes) if mgr else 0,
-            "viewers": len(gateway_viewers),
+            "viewers": len(obs.state.gateway.viewers),
             "ttff_p50": _r(percentile(startup["server_ttff"], 50)),
             "first_speech_p50": _r(percentile(startup["server_speech"], 50)),
             "viewer_ttff_p50": _r(percentile(startup["viewer_ttff"], 50)),
@@ -267,56 +298,5 @@ class DashboardHub:
             "admission_refusals": obs.admission_refusals,
             "media_s": round(obs.media_s, 3),
             "cost": round(obs.total_cost(), 6),
-            "cost_per_min": _r(per_min, 6),
+            "cost_per_min": _r(obs.cost_per_episode_minute(), 6),
         }
-        snap = {
-            "t": round(now - obs.started, 3),
-            "summary": summary,
-            "episodes": rows,
-            "viewers": viewers[:MAX_VIEWERS],
-            "stages": stages,
-            "workers": workers,
-            "utilisation_window_s": UTILISATION_WINDOW_S,
-            "startup": startup,
-        }
-        return snap, episodes
-
-
-def install_dashboard(app: Any, obs: Observability, page_path: Any) -> DashboardHub:
-    hub = DashboardHub(obs)
-    watch_server_exit()
-    app.state.dashboard_hub = hub
-
-    @app.get("/dashboard", response_class=HTMLResponse, include_in_schema=False)
-    async def dashboard_page() -> HTMLResponse:
-        return HTMLResponse(page_path.read_text(encoding="utf-8"), headers={"Cache-Control": "no-store"})
-
-    # Left out of the OpenAPI schema: an endless stream that only the dashboard page reads
-    # (a generic client or fuzzer that reads a response to its end would never return).
-    @app.get("/api/dashboard/stream", include_in_schema=False)
-    async def dashboard_stream(request: Request) -> StreamingResponse:
-        # Snapshots carry titles and whole episode ids (which let anyone watch): with API
-        # keys configured (server/access.py) they need one, as a header or ?key=.
-        access = getattr(obs.state, "access", None)
-        if access is not None:
-            access.identify(request)
-        sub = hub.subscribe()
-        if sub is None:
-            raise HTTPException(503, f"too many open dashboards (at most {MAX_SUBSCRIBERS})", headers={"Retry-After": "10"})
-
-        async def events():
-            ends = time.monotonic() + STREAM_MAX_S
-            try:
-                while not sub.closed and not _Exit.requested and time.monotonic() < ends:
-                    try:
-                        item = await asyncio.wait_for(sub.queue.get(), timeout=1.0)
-                    except TimeoutError:
-                        continue
-                    yield item
-            finally:
-                hub.unsubscribe(sub)
-
-        return StreamingResponse(events(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
-
-    return hub

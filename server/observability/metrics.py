@@ -1,4 +1,4 @@
-"""Prometheus metrics derived from spans and live state, read at scrape time.
+"""Running totals derived from spans and live state, read when someone looks.
 
 Nothing in the pipeline reports a metric: every task already records a span on its
 episode's timeline, episodes keep their startup times and the viewers' own reports,
@@ -15,36 +15,16 @@ from __future__ import annotations
 
 import bisect
 import math
-import os
 import time
 from collections import defaultdict, deque
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import pairwise
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from fastapi import (  # module level: FastAPI resolves handler annotations here
-    Request,
-    Response,
-)
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    field_validator,
-    model_validator,
-)
+from typing import Any
 
 from models.protocols import CLOCK_RATE
-from pipelines.config import CONFIG_DIR, load_model
-from server.episodes.manager import STATUSES
-
-if TYPE_CHECKING:  # pragma: no cover
-    from server.app import ServerState
-    from server.episodes.manager import Episode
-
-DEFAULT_PRICING = CONFIG_DIR / "pricing.yaml"
+from server.episodes.episode import Episode
+from server.observability.pricing import Pricing
+from server.state import ServerState
 
 #: Stage latency and queue wait buckets (seconds).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
@@ -55,73 +35,8 @@ UTILISATION_WINDOW_S = 60.0
 #: Values kept per series for the dashboard's percentiles and distributions.
 RECENT = 500
 
-
-# ------------------------------------------------------------------ pricing
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-class CpuPrice(_Strict):
-    #: $ per core-hour; a span's run time is charged as one core busy.
-    core_hour: float = Field(ge=0)
-
-
-class GpuPrice(_Strict):
-    #: $ per GPU-hour.
-    spot: float = Field(ge=0)
-    reserved: float = Field(ge=0)
-
-
-class Charge(_Strict):
-    #: The device a stage is charged at when ``stages`` does not name it.
-    default: str = "cpu"
-    #: Per stage: ``cpu`` or ``<GPU type>:<spot|reserved>``, e.g. ``video: "H100:spot"``.
-    stages: dict[str, str] = Field(default_factory=dict)
-
-
-class Pricing(_Strict):
-    currency: str = "USD"
-    cpu: CpuPrice
-    gpu: dict[str, GpuPrice] = Field(default_factory=dict)
-    charge: Charge = Field(default_factory=Charge)
-
-    @field_validator("gpu")
-    @classmethod
-    def _gpu_names(cls, value: dict[str, GpuPrice]) -> dict[str, GpuPrice]:
-        for name in value:
-            if not name or ":" in name or name.lower() == "cpu":
-                raise ValueError(f"GPU type {name!r}: must be a plain name such as H100 (not 'cpu', no ':')")
-        return value
-
-    @model_validator(mode="after")
-    def _devices_exist(self) -> Pricing:
-        allowed = self.devices()
-        for where, device in [("charge.default", self.charge.default)] + [
-            (f"charge.stages.{stage}", dev) for stage, dev in self.charge.stages.items()
-        ]:
-            if device not in allowed:
-                raise ValueError(f"{where}: unknown device {device!r}; allowed: {', '.join(allowed)}")
-        return self
-
-    def devices(self) -> list[str]:
-        return ["cpu"] + [f"{name}:{kind}" for name in self.gpu for kind in ("spot", "reserved")]
-
-    def device_for(self, stage: str) -> str:
-        return self.charge.stages.get(stage, self.charge.default)
-
-    def hourly(self, device: str) -> float:
-        if device == "cpu":
-            return self.cpu.core_hour
-        name, kind = device.split(":", 1)
-        return getattr(self.gpu[name], kind)
-
-    def to_json(self) -> dict[str, Any]:
-        return self.model_dump() | {"devices": {d: self.hourly(d) for d in self.devices()}}
-
-
-def load_pricing(path: str | Path | None = None) -> Pricing:
-    """``configs/pricing.yaml`` (or ``$STREAMWISE_PRICING``), validated; ConfigError names file and field."""
-    return load_model(Path(path or os.environ.get("STREAMWISE_PRICING") or DEFAULT_PRICING), Pricing, "pricing")
+#: Response status of an episode creation -> the refusal reason counted.
+REFUSALS = {429: "quota", 507: "disk"}
 
 
 # ------------------------------------------------------------------ running totals
@@ -169,8 +84,8 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 @dataclass
-class _EpisodeTrack:
-    episode: Any = None  # the Episode read (a re-run replaces it under the same id)
+class EpisodeTrack:
+    episode: Episode | None = None  # the Episode read (a re-run replaces it under the same id)
     counted: bool = True  # False for an episode restored from the store: a baseline
     spans: int = 0
     tiers: dict[int, str] = field(default_factory=dict)
@@ -225,7 +140,7 @@ class Observability:
         self.pricing = pricing
         self.started = time.monotonic()
         self.last_refresh = 0.0
-        self._episodes: dict[str, _EpisodeTrack] = {}
+        self._episodes: dict[str, EpisodeTrack] = {}
         self._playheads: dict[str, _PlayheadTrack] = {}
         # histograms
         self.ttff = {"server": Hist(STARTUP_BUCKETS), "viewer": Hist(STARTUP_BUCKETS)}
@@ -259,7 +174,7 @@ class Observability:
                 track = self._episodes.get(episode.id)
                 if track is None or track.episode is not episode:
                     restored = bool(getattr(episode, "restored", False))
-                    track = self._episodes[episode.id] = _EpisodeTrack(episode=episode, counted=not restored)
+                    track = self._episodes[episode.id] = EpisodeTrack(episode=episode, counted=not restored)
                     if restored:  # what it did before the restart is a baseline, never counted again
                         self._read_episode(episode, track)
                         self._read_reports(episode, track)
@@ -291,7 +206,7 @@ class Observability:
             while intervals and intervals[0][1] < cutoff:
                 intervals.popleft()
 
-    def _read_episode(self, episode: Episode, track: _EpisodeTrack) -> None:
+    def _read_episode(self, episode: Episode, track: EpisodeTrack) -> None:
         terminal = episode.status != "generating"  # read before the spans: none come after it
         count = track.counted
         spans = episode.timeline.spans()
@@ -344,7 +259,7 @@ class Observability:
                 self.errors += 1
         track.done = terminal
 
-    def _read_reports(self, episode: Episode, track: _EpisodeTrack) -> None:
+    def _read_reports(self, episode: Episode, track: EpisodeTrack) -> None:
         count = track.counted
         for report in episode.viewer_stats:
             viewer = report.get("viewer")
@@ -386,7 +301,7 @@ class Observability:
             out.setdefault(worker, 0.0)
         return out
 
-    def episode_track(self, episode_id: str) -> _EpisodeTrack | None:
+    def episode_track(self, episode_id: str) -> EpisodeTrack | None:
         return self._episodes.get(episode_id)
 
     def viewer_positions(self) -> dict[str, list[int]]:
@@ -417,169 +332,3 @@ class Observability:
         return self.total_cost() / (self.media_s / 60) if self.media_s > 0 else None
 
 
-# ------------------------------------------------------------------ admission refusals
-#: Response status of an episode creation -> the refusal reason counted.
-REFUSALS = {429: "quota", 507: "disk"}
-
-
-class RefusalCounter:
-    """ASGI middleware: counts refused episode creations (POST /api/episodes, POST .../rerun).
-
-    Admission control answers with an HTTP status; reading the status here means the
-    routes need no hook. Every other request passes straight through.
-    """
-
-    def __init__(self, app: Any, obs: Observability) -> None:
-        self.app = app
-        self.obs = obs
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        path = scope.get("path", "")
-        if scope["type"] != "http" or scope.get("method") != "POST" or not (
-            path == "/api/episodes" or (path.startswith("/api/episodes/") and path.endswith("/rerun"))
-        ):
-            await self.app(scope, receive, send)
-            return
-
-        async def counting_send(message: dict) -> None:
-            if message["type"] == "http.response.start" and message["status"] in REFUSALS:
-                self.obs.refusals[REFUSALS[message["status"]]] += 1
-            await send(message)
-
-        await self.app(scope, receive, counting_send)
-
-
-# ------------------------------------------------------------------ the collector
-class StreamwiseCollector:
-    """A prometheus_client collector: everything is computed from ``Observability`` at scrape time."""
-
-    def __init__(self, obs: Observability) -> None:
-        self.obs = obs
-
-    def describe(self) -> list:
-        return []  # families are dynamic; nothing is read at registration
-
-    def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import (
-            CounterMetricFamily,
-            GaugeMetricFamily,
-            HistogramMetricFamily,
-        )
-
-        obs = self.obs
-        obs.refresh()
-
-        for name, doc, hists in (
-            ("streamwise_time_to_first_frame_seconds",
-             ("Time to first frame: server = episode created to first segment in its buffer; "
-              "viewer = page navigation to first decoded frame, as the browser reports it."), obs.ttff),
-            ("streamwise_time_to_first_speech_seconds",
-             ("Time to first speech: server = episode created to first spoken segment buffered; "
-              "viewer = page navigation to audible speech, as the browser reports it."), obs.first_speech),
-        ):
-            fam = HistogramMetricFamily(name, doc, labels=["source"])
-            for source, hist in hists.items():
-                fam.add_metric([source], hist.buckets(), hist.sum)
-            yield fam
-
-        for name, doc, hists in (
-            ("streamwise_stage_latency_seconds", "Run time of pipeline tasks (span started to finished), by stage and tier.", obs.latency),
-            ("streamwise_queue_wait_seconds", "Queue wait of pipeline tasks (span queued to started), by stage and tier.", obs.wait),
-        ):
-            fam = HistogramMetricFamily(name, doc, labels=["stage", "tier"])
-            for (stage, tier), hist in sorted(hists.items()):
-                fam.add_metric([stage, tier], hist.buckets(), hist.sum)
-            yield fam
-
-        positions = obs.viewer_positions()
-        live = obs.live_episodes()
-        buffered = GaugeMetricFamily("streamwise_episode_buffered_seconds",
-                                     "Seconds of media generated ahead of the episode's furthest-along viewer "
-                                     "(all of it when nobody watches), per live episode (label: the id's first 8 characters).",
-                                     labels=["episode"])
-        generated = GaugeMetricFamily("streamwise_episode_generated_seconds",
-                                      "Seconds of media generated so far, per live episode.", labels=["episode"])
-        for episode in live:
-            label = episode_label(episode.id)
-            buffered.add_metric([label], obs.buffered_s(episode, positions))
-            generated.add_metric([label], episode.buffer.end / CLOCK_RATE)
-        yield buffered
-        yield generated
-
-        mgr = obs.state.manager
-        by_status = {s: 0 for s in STATUSES}
-        for episode in (mgr.episodes.values() if mgr else ()):
-            by_status[episode.status] = by_status.get(episode.status, 0) + 1
-        yield GaugeMetricFamily("streamwise_active_episodes", "Episodes being generated now.", value=by_status["generating"])
-        fam = GaugeMetricFamily("streamwise_episodes", "Episodes held in memory, by status.", labels=["status"])
-        for status, n in by_status.items():
-            fam.add_metric([status], n)
-        yield fam
-        yield GaugeMetricFamily("streamwise_viewers", "Connected WebRTC viewers.", value=len(obs.state.gateway.viewers))
-
-        fam = GaugeMetricFamily("streamwise_worker_utilisation_ratio",
-                                f"Busy fraction of each stage worker over the last {UTILISATION_WINDOW_S:.0f} s "
-                                "(finished spans).", labels=["worker", "stage"])
-        for worker, ratio in sorted(obs.utilisation().items()):
-            fam.add_metric([worker, obs.worker_stage.get(worker, "")], ratio)
-        yield fam
-        fam = CounterMetricFamily("streamwise_worker_busy_seconds", "Seconds each stage worker spent running tasks "
-                                  "(sum of span run times; the CPU-seconds estimate).", labels=["worker", "stage"])
-        for (worker, stage), seconds in sorted(obs.busy_s.items()):
-            fam.add_metric([worker, stage], seconds)
-        yield fam
-
-        fam = CounterMetricFamily("streamwise_stalls", "Playback stalls: viewer = video freezes the browsers report; "
-                                  "server = times a viewer's playhead ran out of content.", labels=["source"])
-        for source, n in obs.stalls.items():
-            fam.add_metric([source], n)
-        yield fam
-        fam = CounterMetricFamily("streamwise_stalled_seconds", "Seconds spent stalled (viewer: frozen video; "
-                                  "server: playhead waiting for content).", labels=["source"])
-        for source, s in obs.stalled_s.items():
-            fam.add_metric([source], s)
-        yield fam
-        yield CounterMetricFamily("streamwise_quality_changes", "Quality tier changes between consecutive segments of an episode.",
-                                  value=obs.quality_changes)
-        fam = CounterMetricFamily("streamwise_admission_refusals", "Episode creations refused: quota = a key's rate "
-                                  "limit or concurrency cap (429), disk = too little free disk (507).", labels=["reason"])
-        for reason, n in obs.refusals.items():
-            fam.add_metric([reason], n)
-        yield fam
-        yield CounterMetricFamily("streamwise_episode_errors", "Episodes that failed.", value=obs.errors)
-        yield CounterMetricFamily("streamwise_episodes_started", "Episodes created.", value=obs.episodes_started)
-        yield CounterMetricFamily("streamwise_generated_media_seconds", "Seconds of episode media generated.", value=obs.media_s)
-
-        fam = CounterMetricFamily("streamwise_estimated_cost_dollars", "Estimated compute cost: busy seconds of each stage "
-                                  "x the configured price of its device (configs/pricing.yaml).", labels=["stage", "device"])
-        for (stage, device), dollars in sorted(obs.cost.items()):
-            fam.add_metric([stage, device], dollars)
-        yield fam
-        per_min = obs.cost_per_episode_minute()
-        yield GaugeMetricFamily("streamwise_cost_per_episode_minute_dollars",
-                                "Estimated cost per minute of generated media, over everything since the server started.",
-                                value=per_min if per_min is not None else 0.0)
-
-
-def make_registry(obs: Observability):
-    from prometheus_client import CollectorRegistry, ProcessCollector
-
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(StreamwiseCollector(obs))
-    ProcessCollector(registry=registry)  # process_cpu_seconds_total: the real CPU bill
-    return registry
-
-
-def install_metrics(app: Any, obs: Observability) -> None:
-    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-    registry = make_registry(obs)
-    app.add_middleware(RefusalCounter, obs=obs)
-
-    @app.get("/metrics", tags=["ops"], include_in_schema=True, summary="Prometheus metrics")
-    async def metrics(request: Request) -> Response:
-        # With API keys configured, Prometheus sends one (monitoring/prometheus.yml: authorization).
-        access = getattr(obs.state, "access", None)
-        if access is not None:
-            access.identify(request)
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -6,8 +6,8 @@ soon as it exists; the browser's <video> element buffers and plays it progressiv
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import AsyncIterator
 
 from models.protocols import Quality
 from pipelines.playout.archive import Mp4Writer

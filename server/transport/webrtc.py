@@ -15,8 +15,9 @@ import math
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import av
 import numpy as np
@@ -49,7 +50,7 @@ QUEUE_STATUS_TICKS = 10
 
 def allow_loopback_candidates() -> None:
     """Let aioice offer 127.0.0.1: a loopback-only server (and its tests) then needs no network."""
-    import aioice.ice as ice
+    from aioice import ice
 
     if getattr(ice.get_host_addresses, "_streamwise", False):
         return
@@ -233,7 +234,7 @@ class WebRTCGateway:
         except InvalidOffer:
             await self.close(viewer.id, on_close)
             raise
-        except Exception as exc:  # noqa: BLE001 - malformed SDP comes in many shapes
+        except Exception as exc:
             await self.close(viewer.id, on_close)
             raise InvalidOffer(f"could not use this SDP offer: {exc}") from exc
         return viewer, pc.localDescription

@@ -1,0 +1,197 @@
+"""``Avatar2D``: the two-host podcast studio animator, composed from the package's parts.
+
+Two stylised hosts sit at a desk in a small studio; the speaking host's mouth
+follows viseme shapes from Piper's phoneme timings with the audio envelope
+scaling the jaw; both hosts blink, sway and breathe as smooth functions of the
+*global* episode clock, and the listener nods, smiles and looks at the speaker.
+
+Everything static is composed once per (tier, state, caption chunk) into a base
+picture and cached; each frame copies the base, draws the two hosts and restores
+what stands in front of them, so a frame costs only the hosts.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import cv2
+import numpy as np
+
+from models.protocols import CLOCK_RATE, Quality, SceneInfo, VisualSegment
+from models.video.avatar2d.cache import LayerCache
+from models.video.avatar2d.captions import Captions
+from models.video.avatar2d.cards import draw_equaliser, make_title
+from models.video.avatar2d.hosts import draw_host, make_styles
+from models.video.avatar2d.layout import TRANSITION_S, canvas_key, host_rois
+from models.video.avatar2d.motion import (
+    Motion,
+    Mouth,
+    envelope,
+    slow_follow,
+    smoothstep,
+    speaking_mouth,
+)
+from models.video.avatar2d.occluders import MicLayers, make_mics, restore_occluders
+from models.video.avatar2d.primitives import hex_rgb
+from models.video.avatar2d.segment import Bases, Canvas
+from models.video.avatar2d.stage import make_base
+from models.video.avatar2d.studio import (
+    STUDIO_CACHE_DIR,
+    State,
+    make_studio,
+    stored_studio,
+    studio_look,
+)
+from models.video.avatar2d.text import Text
+from models.video.visemes import VisemeTrack
+
+
+class Avatar2D:
+    """2D animated two-host podcast studio; implements ``models.protocols.Animator``.
+
+    Deterministic: the same seed, scene, segment and tier give the same frames,
+    whichever worker draws them and in whatever order. Thread-safe: one instance
+    may render several episodes at once.
+    """
+
+    name = "avatar2d"
+
+    def __init__(
+        self,
+        seed: int = 7,
+        blend_ms: float = 35.0,
+        captions: bool = True,
+        backdrop_top: str = "#141a33",
+        backdrop_bottom: str = "#2b2550",
+        accent0: str = "#ff7a59",
+        accent1: str = "#36c9bb",
+        skin0: str = "#c98e64",
+        skin1: str = "#f6d2bb",
+        hair0: str = "#2d211d",
+        hair1: str = "#b0502f",
+        top0: str = "#2f4d7a",
+        top1: str = "#e9ae3f",
+        font_path: str = "",
+        bold_font_path: str = "",
+        max_caption_lines: int = 2,
+        cache_mb: int = 192,
+        studio_cache: str | None = None,
+    ):
+        self.seed = int(seed)
+        self.blend_ms = float(blend_ms)
+        self.captions = bool(captions)
+        self.max_caption_lines = max(1, int(max_caption_lines))
+        self.bg_top = hex_rgb(backdrop_top)
+        self.bg_bottom = hex_rgb(backdrop_bottom)
+        self.styles = make_styles((skin0, skin1), (hair0, hair1), (top0, top1), (accent0, accent1))
+        self.text = Text(font_path, bold_font_path)
+        self.motion = Motion(self.seed)
+        self.captioner = Captions(self.text, self.max_caption_lines)
+        self.layers = LayerCache(max(16, cache_mb) * 1024 * 1024)
+        #: supersampled renders keep one big canvas and restore only the hosts' regions
+        self._reuse_canvas = True
+        self.studio_cache = STUDIO_CACHE_DIR if studio_cache is None else studio_cache
+
+    # ------------------------------------------------------------------ protocol
+    def warm_up(self) -> None:
+        """Load fonts and build the smallest tier's pictures, so the first frame does not pay for them."""
+        q = Quality("warm", 360, 25, 1)
+        scene = SceneInfo(title="Warm up", hosts=("Alex", "Sam"))
+        self.idle_frame(scene, q, 0)
+        self.title_card(scene, q, 0.0)
+
+    def prepare(self, qualities: Sequence[Quality]) -> None:
+        """Build (or load) the studio of every host state at these tiers, so no segment pays for it."""
+        for quality in qualities:
+            for state in ("idle", 0, 1):
+                self._studio(quality, state)
+
+    def title_card(self, scene: SceneInfo, quality: Quality, t_s: float) -> np.ndarray:
+        """The episode's title card at card time ``t_s`` seconds (the equaliser moves)."""
+        key = ("title", canvas_key(quality), scene.title, tuple(scene.hosts))
+        card = self.layers.get(key, lambda: make_title(scene, quality, self.bg_top, self.bg_bottom, self.styles, self.text))
+        img = card.copy()
+        draw_equaliser(img, self.seed, self.styles, t_s)
+        return self._finish(img, quality)
+
+    def idle_frame(self, scene: SceneInfo, quality: Quality, clock: int) -> np.ndarray:
+        """Both hosts idle at episode time ``clock`` samples."""
+        base = self._bg(quality, "idle", scene, box=False)
+        img = base.copy()
+        tg = clock / CLOCK_RATE
+        for h in (0, 1):
+            draw_host(img, self.styles[h], self.motion.pose(quality, h, tg, role="idle", emph=0.0))
+        restore_occluders(img, base, quality, self._mic_layers(quality))
+        return self._finish(img, quality)
+
+    def render(self, scene: SceneInfo, seg: VisualSegment, quality: Quality,
+               frames: tuple[int, int] | None = None,
+               size: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
+        """The segment's frames (or frames a..b-1 of it), each a new array, at the tier's size or ``size``."""
+        spf = quality.samples_per_frame
+        n_frames = -(-int(seg.n_samples) // spf) if seg.n_samples > 0 else 0
+        first, stop = (0, n_frames) if frames is None else (max(0, frames[0]), min(n_frames, frames[1]))
+        if n_frames <= 0 or first >= stop:
+            return
+        spk = 1 if int(seg.speaker) == 1 else 0
+        track = VisemeTrack(seg.phonemes, self.blend_ms)
+        env = envelope(seg.pcm, n_frames, spf)
+        env_s = slow_follow(env)
+        chunks = self.captioner.chunks(scene, spk, seg.caption) if self.captions else []
+        bases = Bases(lambda state: self._bg(quality, state, scene, box=self.captions), chunks,
+                      self.captioner, self.styles[spk].accent)
+        canvas = Canvas(self._reuse_canvas and max(1, int(quality.supersample)) > 1, host_rois(quality))
+        prev_state: State = "idle" if seg.index <= 0 else 1 - spk
+        trans_frames = TRANSITION_S * CLOCK_RATE / spf
+        for n in range(first, stop):
+            local = n * spf
+            ramp = smoothstep(n / trans_frames) if trans_frames > 0 else 1.0
+            ci = bases.chunk_at(local / max(1, seg.n_samples))
+            base = bases.get(ci, spk)
+            img, ref = canvas.frame(base, bases.get(ci, prev_state) if ramp < 1.0 else None, ramp)
+            e = float(env[n])
+            self._draw_turn(img, quality, seg, spk, (seg.start + local) / CLOCK_RATE, ramp,
+                            speaking_mouth(track, local, e), e, float(env_s[n]))
+            restore_occluders(img, ref, quality, self._mic_layers(quality))
+            yield self._finish(img, quality, size)
+
+    # ------------------------------------------------------------------ helpers
+    def _draw_turn(self, img: np.ndarray, quality: Quality, seg: VisualSegment, spk: int, tg: float, ramp: float,
+                   mouth: Mouth, env: float, env_s: float) -> None:
+        """The listener, then the speaker in front, at episode time ``tg`` seconds, ``ramp`` into the turn."""
+        lis = 1 - spk
+        lis_emph = (1.0 - ramp) if seg.index > 0 else 0.0
+        pose = self.motion.pose(quality, lis, tg, role="listener", emph=lis_emph, ramp=ramp)
+        draw_host(img, self.styles[lis], pose)
+        pose = self.motion.pose(quality, spk, tg, role="speaker", emph=ramp, env=env, env_s=env_s, mouth=mouth, ramp=ramp)
+        draw_host(img, self.styles[spk], pose)
+
+    def _finish(self, img: np.ndarray, quality: Quality, size: tuple[int, int] | None = None) -> np.ndarray:
+        """The supersampled canvas scaled to the tier's size, or straight to ``size`` (one resize)."""
+        width, height = size or (quality.width, quality.height)
+        if img.shape[0] != height or img.shape[1] != width:
+            interp = cv2.INTER_AREA if width < img.shape[1] else cv2.INTER_LINEAR
+            img = cv2.resize(img, (width, height), interpolation=interp)
+        return np.ascontiguousarray(img)
+
+    def _bg(self, quality: Quality, state: State, scene: SceneInfo, box: bool) -> np.ndarray:
+        """Full static picture (without hosts) for ``state`` in {"idle", 0, 1}."""
+        key = ("bg", canvas_key(quality), state, scene.title, tuple(scene.hosts), bool(box))
+
+        def make() -> np.ndarray:
+            studio = self._studio(quality, state)
+            return make_base(studio, self._mic_layers(quality), state, scene, box, self.styles, self.text)
+        return self.layers.get(key, make)
+
+    def _studio(self, quality: Quality, state: State) -> np.ndarray:
+        """The studio for ``state``: from memory, the disk cache, or built."""
+        def make() -> np.ndarray:
+            return make_studio(quality, state, self.bg_top, self.bg_bottom, self.styles)
+
+        def load() -> np.ndarray:
+            look = studio_look(self.bg_top, self.bg_bottom, self.styles, quality, state)
+            return stored_studio(self.studio_cache, look, make)
+        return self.layers.get(("studio", canvas_key(quality), state), load)
+
+    def _mic_layers(self, quality: Quality) -> MicLayers:
+        """The tier's microphone layers and occluder blend weights."""
+        return self.layers.get(("mics", canvas_key(quality)), lambda: make_mics(quality, self.styles))

@@ -1,0 +1,60 @@
+"""Episodes brought back from the store after a restart.
+
+A restored episode has its record (status, transcript, spans, viewers' reports) but
+an empty buffer: replays rebuild it from the MP4 archive on demand. One that was
+generating or queued when the server stopped is marked interrupted, ready to re-run.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pipelines.segments import EpisodeRequest
+from pipelines.spans import Span
+from server.episodes.episode import Episode
+
+
+def episode_from_record(rec: dict[str, Any], media_dir: Path, hosts: tuple[str, ...]) -> Episode:
+    """The episode a stored record describes; KeyError, TypeError or ValueError if it cannot be read."""
+    req = rec["request"]
+    episode = Episode(
+        id=rec["id"],
+        request=EpisodeRequest(topic=req["topic"], duration_s=req["duration_s"], style=req["style"],
+                               quality=req.get("quality"), policy=req.get("policy")),
+        directory=media_dir / rec["id"],
+        created_wall=rec["created_at"],
+        status=rec["status"],
+        error=rec.get("error"),
+        title=rec.get("title") or "",
+        first_content_s=rec.get("first_content_s"),
+        first_speech_s=rec.get("first_speech_s"),
+        finished_s=rec.get("finished_s"),
+        viewer_stats=rec.get("viewer_stats") or [],
+        restored=True,
+        owner=rec.get("owner", "local"),
+    )
+    episode._restored_buffered_s = float(rec.get("buffered_s") or 0.0)
+    tr = rec.get("transcript") or {}
+    episode.transcript.title = tr.get("title", "")
+    episode.transcript.hosts = tuple(tr.get("hosts") or hosts)
+    episode.transcript.segments = list(tr.get("segments") or [])
+    for span in rec.get("spans") or []:
+        episode.timeline.add(Span(**span))
+    return episode
+
+
+def settle(episode: Episode) -> bool:
+    """Give a restored episode the status it has now; True if its record changed."""
+    changed = False
+    if episode.status in ("generating", "queued"):
+        episode.status = "interrupted"
+        episode.error = ("the server stopped while this episode was being generated; "
+                         f"re-run it with POST /api/episodes/{episode.id}/rerun")
+        changed = True
+    if episode.status == "finished" and not episode.video_path.exists():
+        episode.status = "failed"
+        episode.error = "the archive file is missing from the media directory"
+        changed = True
+    if episode.status != "finished":
+        episode.buffer.finish(episode.error)
+    return changed
