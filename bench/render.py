@@ -2,15 +2,20 @@
 
 What it measures, in one process, with the deployment's adapters:
 
-1. model load and warm-up time per stage (``load_models``);
+1. model load and warm-up time per stage;
 2. the streaming render (``render_episode``): time until the first segment is
    ready versus time until the whole episode is ready ("generate everything,
    then play", the baseline), in the same run;
 3. each stage alone, so its real-time factor (compute seconds per media second)
    is not blurred by the others: the script writer's stream, Piper over every
    segment, then per tier of the ladder the animator (with the RGB->I420
-   conversion) and the MP4 encoder on the same voiced segments;
+   conversion) and the MP4 encoder on the same voiced segments, and the speed-up
+   of a segment split over the deployment's drawing processes;
 4. peak memory (``ru_maxrss``), overall and per phase.
+
+Points 1 and 3 are the product's own measuring code (``pipelines.plan.profiling``, what
+``streamwise profile`` runs), so the benchmark and a profile cannot disagree on what a
+stage costs; this script adds the streaming render, memory and the report.
 
 Usage::
 
@@ -20,7 +25,8 @@ Usage::
 
 The markdown report goes to stdout (progress to stderr), ready to paste into the
 README. ``--json`` also writes the figures; its ``profile`` section (seconds of
-compute per second of media, per stage and tier) is what a scheduler can plan with.
+compute per second of media, per stage and tier) is what a scheduler can plan with,
+and ``pipelines.plan.stage_profiles.profile_from_bench`` reads it.
 Figures are noisy on a shared machine: the load average is printed with them.
 """
 from __future__ import annotations
@@ -30,30 +36,23 @@ import asyncio
 import json
 import logging
 import os
-import platform
 import resource
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-import numpy as np  # noqa: E402
+from rich.progress import Progress as Bar
 
-from models.protocols import (  # noqa: E402
-    DialogueLine,
-    SceneInfo,
-    ScriptEnd,
-    ScriptRequest,
-    ShowTitle,
-)
-from pipelines.config import (  # noqa: E402
+from pipelines.config import (
     DEFAULT_DEPLOYMENT,
     DEFAULT_WORKFLOW,
     ConfigError,
@@ -61,72 +60,21 @@ from pipelines.config import (  # noqa: E402
     load_deployment,
     load_workflow,
 )
-from pipelines.offline_render import render_episode  # noqa: E402
-from pipelines.playout import clock  # noqa: E402
-from pipelines.playout.archive import Mp4Writer  # noqa: E402
-from pipelines.playout.pixels import rgb_to_i420  # noqa: E402
-from pipelines.segments import (  # noqa: E402
-    EpisodeRequest,
-    Progress,
-    SegmentText,  # noqa: E402
-    VoicedSegment,
+from pipelines.offline_render import render_episode
+from pipelines.plan.profiling import (
+    PROFILE_TOPIC,
+    load_and_warm,
+    machine_info,
+    measure_stages,
+    progress_bar,
+    record_load_at_end,
 )
-from pipelines.stages.models_loaded import LoadedModels, load_models  # noqa: E402
-from pipelines.stages.segmenter import Segmenter  # noqa: E402
+from pipelines.plan.stage_figures import StageTable
+from pipelines.segments import EpisodeRequest, Progress
+from pipelines.stages.models_loaded import LoadedModels
 
 SCHEMA = "streamwise.bench.render/1"
 QUICK_DURATION_S = 20.0
-
-
-# ---------------------------------------------------------------------------- machine
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _mem_total_gib() -> float | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return round(int(line.split()[1]) / 1024 / 1024, 2)
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for mod in ("llama_cpp", "onnxruntime", "av", "cv2", "numpy"):
-        try:
-            out[mod] = getattr(__import__(mod), "__version__", "?")
-        except Exception:  # noqa: BLE001 - an optional extra for the report
-            pass
-    return out
-
-
-def machine_info() -> dict[str, Any]:
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count() or 1
-    try:
-        load = os.getloadavg()
-    except OSError:
-        load = (float("nan"),) * 3
-    return {
-        "nproc": usable,
-        "cpu_count": os.cpu_count(),
-        "cpu_model": _cpu_model(),
-        "mem_total_gib": _mem_total_gib(),
-        "loadavg_start": [round(x, 2) for x in load],
-        "platform": platform.platform(),
-        "versions": _versions(),
-    }
 
 
 # ---------------------------------------------------------------------------- memory
@@ -174,69 +122,9 @@ class Memory:
         return max(self.overall_mib, self._ru_maxrss_mib())
 
 
-# ---------------------------------------------------------------------------- helpers
-class Timer:
-    """Wall and process-CPU seconds of a block (CPU counts every thread: >1 s/s uses >1 core)."""
-
-    def __init__(self) -> None:
-        self.wall = 0.0
-        self.cpu = 0.0
-
-    @contextmanager
-    def __call__(self) -> Iterator[None]:
-        w, c = time.perf_counter(), time.process_time()
-        try:
-            yield
-        finally:
-            self.wall += time.perf_counter() - w
-            self.cpu += time.process_time() - c
-
-
-def _fit(points: list[tuple[float, float]]) -> dict[str, float] | None:
-    """compute_s ~= fixed_s + per_media_s * media_s over segments (least squares)."""
-    if len(points) < 3:
-        return None
-    x = np.array([p[0] for p in points])
-    y = np.array([p[1] for p in points])
-    if np.ptp(x) < 1e-6:
-        return None
-    slope, intercept = np.polyfit(x, y, 1)
-    return {"fixed_s": round(float(intercept), 4), "per_media_s": round(float(slope), 4)}
-
-
-def _stage(wall: float, cpu: float, media: float, points: list[tuple[float, float]] | None = None, **extra: Any) -> dict:
-    out: dict[str, Any] = {
-        "compute_s": round(wall, 3),
-        "cpu_s": round(cpu, 3),
-        "media_s": round(media, 3),
-        "rtf": round(wall / media, 4) if media > 0 else None,
-        "cpu_per_media_s": round(cpu / media, 4) if media > 0 else None,
-    }
-    if points is not None:
-        out["fit"] = _fit(points)
-        out["segments"] = [[round(m, 3), round(c, 4)] for m, c in points]
-    out.update(extra)
-    return out
-
-
-# ---------------------------------------------------------------------------- phases
-def bench_load(deployment: Deployment, workflow, bar) -> tuple[LoadedModels, dict[str, dict[str, float]]]:
-    """Load without warming (load_models' per-kind load_s), then time each warm-up."""
-    task = bar.add_task("load models", total=4)
-    models = load_models(deployment, workflow, warm=False)
-    bar.advance(task)
-    load: dict[str, dict[str, float]] = {}
-    for kind, adapter in (("script", models.writer), ("speech", models.speech), ("video", models.animator)):
-        t0 = time.perf_counter()
-        if not getattr(adapter, "_streamwise_warm", False):
-            adapter.warm_up()
-            adapter._streamwise_warm = True  # what load_models marks, so nothing warms twice
-        load[kind] = {"load_s": round(models.load_s[kind], 3), "warm_s": round(time.perf_counter() - t0, 3)}
-        bar.advance(task)
-    return models, load
-
-
-def bench_streaming(models: LoadedModels, deployment: Deployment, topic: str, duration: float, tmp: Path, bar) -> dict:
+# ---------------------------------------------------------------------------- streaming
+def bench_streaming(models: LoadedModels, deployment: Deployment, topic: str, duration: float, tmp: Path,
+                    bar: Bar) -> dict[str, Any]:
     """The real streaming render; first segment versus whole episode, same run."""
     request = EpisodeRequest(topic=topic, duration_s=duration)
     tier = request.quality or deployment.quality.default
@@ -280,209 +168,12 @@ def bench_streaming(models: LoadedModels, deployment: Deployment, topic: str, du
     }
 
 
-def bench_script(models: LoadedModels, deployment: Deployment, topic: str, duration: float, bar) -> tuple[dict, str, list[SegmentText]]:
-    hosts = (deployment.hosts[0].name, deployment.hosts[1].name)
-    request = ScriptRequest(topic=topic, duration_s=duration, hosts=hosts)
-    seg_spec = deployment.segmenter
-    segmenter = Segmenter(hosts, seg_spec.max_words, seg_spec.first_max_words, seg_spec.first_segments)
-    task = bar.add_task("script (alone)", total=max(1, request.word_budget))
-    title = topic
-    segments: list[SegmentText] = []
-    lines = words = 0
-    title_s = first_line_s = None
-    end_reason = ""
-    timer = Timer()
-    t0 = time.perf_counter()
-    with timer():
-        stream = models.writer.stream(request)
-        try:
-            for event in stream:
-                if isinstance(event, ShowTitle):
-                    title = event.title
-                    title_s = time.perf_counter() - t0
-                elif isinstance(event, DialogueLine):
-                    if first_line_s is None:
-                        first_line_s = time.perf_counter() - t0
-                    lines += 1
-                    words += len(event.text.split())
-                    segments.extend(segmenter.add_line(event))
-                    bar.update(task, completed=min(words, request.word_budget))
-                elif isinstance(event, ScriptEnd):
-                    end_reason = event.reason
-                    break
-        finally:
-            close = getattr(stream, "close", None)
-            if close:
-                close()
-    bar.update(task, completed=request.word_budget)
-    stats = getattr(models.writer, "last_stats", None)
-    tokens = getattr(stats, "tokens", None)
-    tps = getattr(stats, "tokens_per_s", None)
-    out = {
-        "wall_s": timer.wall,
-        "cpu_s": timer.cpu,
-        "title_s": round(title_s, 3) if title_s is not None else None,
-        "first_line_s": round(first_line_s, 3) if first_line_s is not None else None,
-        "lines": lines,
-        "words": words,
-        "word_budget": request.word_budget,
-        "n_segments": len(segments),
-        "end_reason": end_reason,
-        "tokens": tokens,
-        "tokens_per_s": round(tps, 2) if tps else None,
-        "retries": getattr(stats, "retries", None),
-    }
-    return out, title, segments
-
-
-def bench_speech(models: LoadedModels, deployment: Deployment, segments: list[SegmentText], bar) -> tuple[dict, list[VoicedSegment]]:
-    voices = (deployment.hosts[0].voice, deployment.hosts[1].voice)
-    grid = deployment.grid_samples()
-    pause = clock.to_samples(deployment.segmenter.pause_ms / 1000)
-    task = bar.add_task("speech (alone)", total=len(segments))
-    timer = Timer()
-    points: list[tuple[float, float]] = []
-    voiced: list[VoicedSegment] = []
-    audio_samples = 0
-    cursor = 0  # the bench's clock starts at the first words (no title card): Mp4Writer starts at 0
-    for seg in segments:
-        t0 = time.perf_counter()
-        with timer():
-            speech = models.speech.synthesize(seg.text, voices[seg.speaker])
-        points.append((speech.n_samples / clock.CLOCK_RATE, time.perf_counter() - t0))
-        audio_samples += speech.n_samples
-        # Same layout as EpisodeRuntime._speech: the line's pause, padded to the tier grid.
-        n = clock.pad_to_grid(max(speech.n_samples + (pause if seg.ends_line else 0), grid), grid)
-        voiced.append(VoicedSegment(seg, cursor, n, speech.n_samples, clock.fit_audio(speech.pcm, n), tuple(speech.phonemes)))
-        cursor += n
-        bar.advance(task)
-    audio_s = audio_samples / clock.CLOCK_RATE
-    return _stage(timer.wall, timer.cpu, audio_s, points, n_segments=len(segments)), voiced
-
-
-def bench_tier(models: LoadedModels, deployment: Deployment, scene: SceneInfo, voiced: list[VoicedSegment], tier: str, tmp: Path, bar) -> tuple[dict, dict]:
-    """Draw every voiced segment at ``tier`` (animator + I420), then encode it; one segment in memory at a time."""
-    quality = deployment.quality.tier(tier)
-    task = bar.add_task(f"video+encode {tier}", total=len(voiced))
-    draw, convert, encode = Timer(), Timer(), Timer()
-    draw_points: list[tuple[float, float]] = []
-    enc_points: list[tuple[float, float]] = []
-    media_s = 0.0
-    frames_total = 0
-    path = tmp / f"tier-{tier}.mp4"
-    writer = Mp4Writer(path, quality, deployment.output)
-    try:
-        for v in voiced:
-            seg_s = v.n_samples / clock.CLOCK_RATE
-            visual = v.visual()
-            frames: list[np.ndarray] = []
-            t0 = time.perf_counter()
-            with draw():
-                for rgb in models.animator.render(scene, visual, quality):
-                    with convert():
-                        frames.append(rgb_to_i420(rgb))
-            draw_points.append((seg_s, time.perf_counter() - t0))
-            ready = v.ready(quality, frames)
-            t0 = time.perf_counter()
-            with encode():
-                writer.write(ready)
-            enc_points.append((seg_s, time.perf_counter() - t0))
-            media_s += seg_s
-            frames_total += len(frames)
-            del frames, ready
-            bar.advance(task)
-        with encode():
-            writer.close()  # flushing the encoder is part of encoding
-    except BaseException:
-        writer.abort()
-        raise
-    size = path.stat().st_size
-    path.unlink(missing_ok=True)
-    tier_info = {"height": quality.height, "width": quality.width, "fps": quality.fps, "supersample": quality.supersample}
-    video = _stage(
-        draw.wall, draw.cpu, media_s, draw_points,
-        frames=frames_total,
-        frames_per_s=round(frames_total / draw.wall, 2) if draw.wall > 0 else None,
-        i420_s=round(convert.wall, 3),
-        i420_share=round(convert.wall / draw.wall, 4) if draw.wall > 0 else None,
-        **tier_info,
-    )
-    enc = _stage(
-        encode.wall, encode.cpu, media_s, enc_points,
-        frames=frames_total,
-        frames_per_s=round(frames_total / encode.wall, 2) if encode.wall > 0 else None,
-        bytes=size,
-        kbit_per_s=round(size * 8 / 1000 / media_s, 1) if media_s > 0 else None,
-        **tier_info,
-    )
-    return video, enc
-
-
-#: Segments drawn for each worker count (after one warm-up job per worker and tier), and
-#: how many times the worker counts take turns.
-PARALLEL_SEGMENTS = 4
-PARALLEL_ROUNDS = 3
-
-
-def bench_parallel(deployment: Deployment, scene: SceneInfo, voiced: list[VoicedSegment], tiers: list[str],
-                   bar) -> dict[str, dict[str, float]]:
-    """Speed-up of a segment's frames split over 1..N worker processes, per tier.
-
-    The planner splits a segment across workers when one alone would miss its deadline.
-    On a machine with few cores, two workers are not twice as fast: they share the cores,
-    the memory bandwidth and the frames' trip back. Measured with the server's own
-    drawing processes on the same jobs as live (frames at the stream's size, compressed as
-    the deployment says); N is the deployment's video workers. Empty with one worker.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from pipelines.stages.drawers import ProcessDrawer
-    from pipelines.stages.drawing import DrawJob
-
-    workers = sum(pool.workers for pool in deployment.video_pools())
-    spec = deployment.tasks.get("video")
-    if workers < 2 or spec is None or not voiced:
-        return {}
-    qualities = {t: deployment.quality.tier(t) for t in tiers}
-    stream = deployment.quality.stream_tier()
-    size = (stream.width, stream.height)
-    jpeg = deployment.runtime.frame_jpeg_quality
-    jobs = voiced[:PARALLEL_SEGMENTS]
-    drawers = [ProcessDrawer(spec.adapter, spec.params, qualities=list(qualities.values())) for _ in range(workers)]
-    task = bar.add_task("video over N workers", total=len(tiers) * workers * PARALLEL_ROUNDS)
-    out: dict[str, dict[str, float]] = {}
-    try:
-        with ThreadPoolExecutor(workers) as threads:
-            list(threads.map(lambda d: d.warm_up(), drawers))
-            for tier, quality in qualities.items():
-                warm = DrawJob(scene, jobs[0].visual(), quality, jpeg, (0, 1), size)
-                list(threads.map(lambda d: d.draw(warm), drawers))  # each worker's first job at a tier costs more
-                walls = {k: 0.0 for k in range(1, workers + 1)}
-                # Worker counts interleaved, rounds summed: the machine's drift hits them alike.
-                for _ in range(PARALLEL_ROUNDS):
-                    for k in walls:
-                        t0 = time.perf_counter()
-                        for v in jobs:
-                            n = clock.frame_count(v.n_samples, quality.fps)
-                            bounds = [round(n * i / k) for i in range(k + 1)]
-                            parts = [DrawJob(scene, v.visual(), quality, jpeg,
-                                             (bounds[i], bounds[i + 1]) if k > 1 else None, size) for i in range(k)]
-                            list(threads.map(lambda pair: pair[0].draw(pair[1]), zip(drawers, parts)))
-                        walls[k] += time.perf_counter() - t0
-                        bar.advance(task)
-                out[tier] = {str(k): round(walls[1] / wall, 3) for k, wall in walls.items()}
-    finally:
-        for drawer in drawers:
-            drawer.shutdown()
-    return out
-
-
 # ---------------------------------------------------------------------------- report
 def _f(x: float | None, digits: int = 2) -> str:
     return "–" if x is None else f"{x:.{digits}f}"
 
 
-def markdown(report: dict) -> str:
+def markdown(report: dict[str, Any]) -> str:
     m = report["machine"]
     st = report["stages"]
     load = report["load"]
@@ -559,7 +250,7 @@ def markdown(report: dict) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Benchmark StreamWise's episode pipeline on this machine (prints figures; never asserts).")
     p.add_argument("--duration", type=float, default=None, help="requested episode length in seconds (default 60; 20 with --quick)")
-    p.add_argument("--topic", default="why the sky is blue", help="what the hosts talk about")
+    p.add_argument("--topic", default=PROFILE_TOPIC, help="what the hosts talk about")
     p.add_argument("--tiers", nargs="+", default=None, help="ladder tiers for the video and encode stages, e.g. 240p 360p or 240p,360p (default: every tier)")
     p.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the figures as JSON (with a per-stage, per-tier profile)")
     p.add_argument("--quick", action="store_true", help=f"smoke test: a {QUICK_DURATION_S:g} s episode")
@@ -578,68 +269,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def run(args: argparse.Namespace) -> dict:
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-    from rich.progress import Progress as Bar
-
-    workflow = load_workflow(args.workflow)
-    deployment = load_deployment(args.deploy, workflow)
+def resolve_tiers(deployment: Deployment, requested: list[str] | None) -> list[str]:
+    """``--tiers`` as given (space- or comma-separated), in ladder order without duplicates; every tier by default."""
     ladder = [t.name for t in deployment.quality.ladder]
-    if args.tiers:
-        tiers = [t for item in args.tiers for t in item.split(",") if t]
-        unknown = [t for t in tiers if t not in ladder]
-        if unknown:
-            raise ConfigError(f"--tiers: unknown tier(s) {unknown}; the ladder has {ladder}")
-        tiers = [t for t in ladder if t in tiers]  # ladder order, no duplicates
-    else:
-        tiers = ladder
+    if not requested:
+        return ladder
+    tiers = [t for item in requested for t in item.split(",") if t]
+    unknown = [t for t in tiers if t not in ladder]
+    if unknown:
+        raise ConfigError(f"--tiers: unknown tier(s) {unknown}; the ladder has {ladder}")
+    return [t for t in ladder if t in tiers]
 
-    report: dict[str, Any] = {
-        "schema": SCHEMA,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine_info(),
-        "deployment": deployment.name,
-        "script_model": deployment.tasks[workflow.task_of_kind("script")].params.get("model", "?"),
-        "encoder": f"{deployment.output.video_codec} {deployment.output.preset} crf {deployment.output.crf}",
-        "args": {"duration": args.duration, "topic": args.topic, "tiers": tiers, "quick": args.quick},
-    }
-    memory = Memory()
-    console = Console(stderr=True)
-    columns = (TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with tempfile.TemporaryDirectory(prefix="streamwise-bench-") as tmp_name, Bar(*columns, console=console) as bar:
-        tmp = Path(tmp_name)
-        with memory.phase("load + warm-up"):
-            models, report["load"] = bench_load(deployment, workflow, bar)
-        # The streaming run comes first after warm-up, like a server's first episode:
-        # no cache is warm from the isolated runs below.
-        if not args.no_stream:
-            with memory.phase("streaming render"):
-                report["streaming"] = bench_streaming(models, deployment, args.topic, args.duration, tmp, bar)
-        with memory.phase("script"):
-            script, title, segments = bench_script(models, deployment, args.topic, args.duration, bar)
-        if not segments:
-            raise RuntimeError(f"the script writer produced no segments (end reason: {script['end_reason']!r})")
-        with memory.phase("speech"):
-            speech, voiced = bench_speech(models, deployment, segments, bar)
-        timeline_s = sum(v.n_samples for v in voiced) / clock.CLOCK_RATE
-        wall, cpu = script.pop("wall_s"), script.pop("cpu_s")
-        stages: dict[str, Any] = {"script": _stage(wall, cpu, timeline_s, **script), "speech": speech, "video": {}, "encode": {}}
-        scene = SceneInfo(title=title, hosts=(deployment.hosts[0].name, deployment.hosts[1].name))
-        for tier in tiers:
-            with memory.phase(f"video + encode {tier}"):
-                stages["video"][tier], stages["encode"][tier] = bench_tier(models, deployment, scene, voiced, tier, tmp, bar)
-        if not args.no_parallel:
-            with memory.phase("video over N workers"):
-                stages["parallel"] = bench_parallel(deployment, scene, voiced, tiers, bar)
-        report["stages"] = stages
 
-    report["profile"] = {
+def profile_section(stages: StageTable) -> dict[str, Any]:
+    """The real-time factors alone: what a scheduler plans with."""
+    return {
         "unit": "compute seconds per media second (each stage alone)",
         "script": stages["script"]["rtf"],
         "speech": stages["speech"]["rtf"],
@@ -647,17 +291,48 @@ def run(args: argparse.Namespace) -> dict:
         "encode": {t: e["rtf"] for t, e in stages["encode"].items()},
         "parallel": stages.get("parallel", {}),
     }
-    stream_tier = report.get("streaming", {}).get("tier")
-    if stream_tier in stages["video"]:
-        report["sequential_baseline_s"] = round(
-            stages["script"]["compute_s"] + stages["speech"]["compute_s"]
-            + stages["video"][stream_tier]["compute_s"] + stages["encode"][stream_tier]["compute_s"],
-            3,
-        )
-    try:
-        report["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        pass
+
+
+def sequential_baseline(stages: StageTable, tier: str | None) -> float | None:
+    """The stages one after another at the streamed tier: what streaming is compared with."""
+    if tier not in stages["video"]:
+        return None
+    return round(stages["script"]["compute_s"] + stages["speech"]["compute_s"]
+                 + stages["video"][tier]["compute_s"] + stages["encode"][tier]["compute_s"], 3)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    workflow = load_workflow(args.workflow)
+    deployment = load_deployment(args.deploy, workflow)
+    tiers = resolve_tiers(deployment, args.tiers)
+    report: dict[str, Any] = {
+        "schema": SCHEMA,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "deployment": deployment.name,
+        "script_model": deployment.tasks[workflow.task_of_kind("script")].params.get("model", "?"),
+        "encoder": f"{deployment.output.video_codec} {deployment.output.preset} crf {deployment.output.crf}",
+        "args": {"duration": args.duration, "topic": args.topic, "tiers": tiers, "quick": args.quick},
+    }
+    memory = Memory()
+    with tempfile.TemporaryDirectory(prefix="streamwise-bench-") as tmp_name, progress_bar() as bar:
+        tmp = Path(tmp_name)
+        with memory.phase("load + warm-up"):
+            models, report["load"] = load_and_warm(deployment, workflow, bar)
+        # The streaming run comes first after warm-up, like a server's first episode:
+        # no cache is warm from the isolated runs below.
+        if not args.no_stream:
+            with memory.phase("streaming render"):
+                report["streaming"] = bench_streaming(models, deployment, args.topic, args.duration, tmp, bar)
+        stages = measure_stages(models, deployment, args.topic, args.duration, tiers, tmp, bar,
+                                parallel=not args.no_parallel, phase=memory.phase)
+        report["stages"] = stages
+
+    report["profile"] = profile_section(stages)
+    baseline = sequential_baseline(stages, report.get("streaming", {}).get("tier"))
+    if baseline is not None:
+        report["sequential_baseline_s"] = baseline
+    record_load_at_end(report["machine"])
     report["memory"] = {
         "peak_rss_mib": round(memory.peak(), 1),
         "per_phase": memory.per_phase,

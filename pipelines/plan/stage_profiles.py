@@ -1,26 +1,34 @@
 """Measured profiles: what each stage costs on this machine, per tier.
 
-``streamwise profile`` runs ``bench/render.py`` (the real models on a real
-episode) and keeps, per stage and tier, the fitted line time = fixed + per_media_s
-x seconds of media, with the real-time factor, and per tier the speed-up of a
-segment split over the deployment's video workers. Deployments point at a profile
-(``quality.profile``) and the planner starts from its figures instead of
-hand-tuned numbers.
+Contract: ``measure`` runs the real models on a real episode in this process
+(``pipelines.plan.profiling``) and writes ``<out_dir>/<name>.yaml``, keeping per stage
+and tier the fitted line time = fixed + per_media_s x seconds of media, with the
+real-time factor, and per tier the speed-up of a segment split over the deployment's
+video workers. Deployments point at a profile (``quality.profile``) and the planner
+starts from its figures instead of hand-tuned numbers. ``profile_from_bench`` reads the
+same figures from ``bench/render.py``'s JSON, so a benchmark run can become a profile.
 """
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
+import os
 import tempfile
-import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
 
-from pipelines.config import CONFIG_DIR, REPO_ROOT, load_model
+from pipelines.config import (
+    CONFIG_DIR,
+    DEFAULT_DEPLOYMENT,
+    DEFAULT_WORKFLOW,
+    load_deployment,
+    load_model,
+    load_workflow,
+)
+from pipelines.plan.stage_figures import Measurement
 
 PROFILE_DIR = CONFIG_DIR / "profiles"
 
@@ -36,32 +44,40 @@ class Profile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
     created: str
+    #: Where the figures were measured (``profiling.machine_info``), kept free-form so
+    #: that a profile from another version of the measuring code still loads.
     machine: dict[str, Any] = Field(default_factory=dict)
     script: Fit
     speech: Fit
     video: dict[str, Fit]
     encode: dict[str, Fit] = Field(default_factory=dict)
     #: Per tier, how much faster one segment is drawn split over k workers than on one
-    #: (k -> speed-up); the planner plans splits with it. Empty in older profiles: ideal.
+    #: (k -> speed-up); the planner plans splits with it. Empty where it was not
+    #: measured (a single worker): splits are then planned as ideal.
     parallel: dict[str, dict[int, PositiveFloat]] = Field(default_factory=dict)
 
     def video_rtf(self) -> dict[str, float]:
         return {tier: fit.rtf for tier, fit in self.video.items()}
 
 
-def _fit(stage: dict[str, Any]) -> Fit:
+def _fit(stage: Mapping[str, Any]) -> Fit:
+    """Without a fitted line (too few segments), the real-time factor is the slope."""
     fit = stage.get("fit") or {}
     return Fit(fixed_s=round(float(fit.get("fixed_s", 0.0)), 4),
                per_media_s=round(max(0.0, float(fit.get("per_media_s", stage["rtf"]))), 4),
                rtf=round(float(stage["rtf"]), 4))
 
 
-def profile_from_bench(name: str, bench: dict[str, Any]) -> Profile:
-    """Turn bench/render.py's JSON into a profile."""
+def profile_from_bench(name: str, bench: Mapping[str, Any]) -> Profile:
+    """Turn a measurement (``bench/render.py``'s JSON, or ``measure``'s figures in memory) into a profile.
+
+    Reads only ``created``, ``machine`` and ``stages``; a stage needs ``rtf`` and may
+    carry ``fit``. Typed loosely on purpose: it also reads JSON written by other versions.
+    """
     stages = bench["stages"]
     return Profile(
         name=name,
-        created=bench.get("created") or time.strftime("%Y-%m-%dT%H:%M:%S"),
+        created=bench.get("created") or datetime.now().isoformat(timespec="seconds"),
         machine=bench.get("machine") or {},
         script=_fit(stages["script"]),
         speech=_fit(stages["speech"]),
@@ -75,17 +91,34 @@ def load_profile(path: str | Path) -> Profile:
     return load_model(Path(path), Profile, "profile")
 
 
+def _measure_figures(duration_s: float, deploy: str | None) -> Measurement:
+    """Load the deployment's models and time every stage and tier; progress on stderr."""
+    # Imported here: measuring loads the models' and the encoder's modules, and the
+    # server, which only reads profiles (pipelines.stages.pools), must not pay for them.
+    from pipelines.plan.profiling import (
+        PROFILE_TOPIC,
+        load_and_warm,
+        machine_info,
+        measure_stages,
+        progress_bar,
+        record_load_at_end,
+    )
+
+    workflow = load_workflow(DEFAULT_WORKFLOW)
+    deployment = load_deployment(deploy or os.environ.get("STREAMWISE_DEPLOY", str(DEFAULT_DEPLOYMENT)), workflow)
+    tiers = [t.name for t in deployment.quality.ladder]
+    created = datetime.now(UTC).isoformat(timespec="seconds")
+    machine = machine_info()
+    with tempfile.TemporaryDirectory(prefix="streamwise-profile-") as tmp, progress_bar() as bar:
+        models, _load = load_and_warm(deployment, workflow, bar)
+        stages = measure_stages(models, deployment, PROFILE_TOPIC, duration_s, tiers, Path(tmp), bar)
+    record_load_at_end(machine)
+    return {"created": created, "machine": machine, "stages": stages}
+
+
 def measure(name: str, duration_s: float, deploy: str | None, out_dir: Path = PROFILE_DIR) -> Path:
-    """Run the render benchmark (its progress shows on stderr) and write ``<out_dir>/<name>.yaml``."""
-    with tempfile.TemporaryDirectory() as tmp:
-        result_path = Path(tmp) / "bench.json"
-        command = [sys.executable, str(REPO_ROOT / "bench" / "render.py"), "--duration", f"{duration_s:g}",
-                   "--json", str(result_path)]
-        if deploy:
-            command += ["--deploy", deploy]
-        subprocess.run(command, cwd=REPO_ROOT, check=True, stdout=subprocess.DEVNULL)
-        bench = json.loads(result_path.read_text())
-    profile = profile_from_bench(name, bench)
+    """Measure this machine on a ``duration_s`` episode and write ``<out_dir>/<name>.yaml`` atomically."""
+    profile = profile_from_bench(name, _measure_figures(duration_s, deploy))
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.yaml"
     tmp_path = path.with_name(f".{path.name}.part")
