@@ -1,13 +1,14 @@
 """Tests for the llama.cpp script writer and the GGUF model resolver.
 
-The ``real_writer`` tests run the default GGUF model on the CPU (a few seconds
-each); the fake-model tests drive the writer's retry and ending logic with
-scripted model output, so they are exact and fast.
+The ``real_writer`` tests run the default GGUF model on the CPU; the fake-model
+tests drive the writer's retry and ending logic with scripted model output, and
+the ``EpisodePlan`` tests drive the phases directly, so those are exact.
 """
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -19,9 +20,11 @@ from models.protocols import (
     ShowTitle,
 )
 from models.script import gguf as gguf_models
+from models.script.episode import NUDGES, EpisodePlan, Phase, turn_problem
 from models.script.gguf import ModelNotAvailableError, resolve_model
-from models.script.llama import LlamaCppWriter, example_lines, leaks_example
-from models.script.parser import is_sign_off
+from models.script.llama import LlamaCppWriter
+from models.script.prompts import example_lines, leaks_example
+from models.script.text import is_sign_off
 
 HOSTS = ("Alex", "Sam")
 
@@ -50,7 +53,7 @@ def n_words(lines: list[DialogueLine]) -> int:
 # --------------------------------------------------------------------------- model files
 
 
-def test_resolve_known_models(tmp_path):
+def test_resolve_known_models():
     smol = resolve_model("smollm2-135m")
     assert smol.suffix == ".gguf" and smol.stat().st_size > 50_000_000
     assert resolve_model("SmolLM2") == smol  # alias, case-insensitive
@@ -116,9 +119,10 @@ def fake_writer(answer, model: str = "gemma3-270m", **kw) -> tuple[LlamaCppWrite
 
 
 VOCAB = (
-    "light air blue red sun molecules scatter waves short long sunset colour eyes sky atmosphere "
-    "nitrogen oxygen violet photons energy bounce travel distance noon evening clouds white"
-).split()
+    "light", "air", "blue", "red", "sun", "molecules", "scatter", "waves", "short", "long", "sunset",
+    "colour", "eyes", "sky", "atmosphere", "nitrogen", "oxygen", "violet", "photons", "energy", "bounce",
+    "travel", "distance", "noon", "evening", "clouds", "white",
+)
 
 
 def distinct_sentence(n: int) -> str:
@@ -148,6 +152,9 @@ def test_fake_model_good_output_contract():
     assert is_sign_off(lines[-1].text)
     assert events[-1].reason == "budget"
     assert all("extra" not in line.text for line in lines)  # stop at the other host's label
+    # Every prompt starts with the same static header, so llama.cpp reuses its KV cache.
+    header = writer.style.header("StreamWise", HOSTS)
+    assert fake.prompts and all(prompt.startswith(header) for prompt in fake.prompts)
 
 
 def test_degenerate_model_is_retried_and_still_ends_properly():
@@ -181,15 +188,18 @@ def test_copying_the_example_or_saying_goodbye_early_is_rejected():
             return " Thanks for listening, see you next time!\n"  # goodbye mid-episode
         return f" Fresh fact: {distinct_sentence(calls['n'])}\n"
 
-    writer, fake = fake_writer(answer)
+    writer, _ = fake_writer(answer)
     events = list(writer.stream(ScriptRequest(topic="sky colours", duration_s=40)))
     lines = check_contract(events)
     body = [line.text for line in lines[1:-1]]
     copied = set(example_lines("StreamWise"))
     assert body and not any(text in copied for text in body)
     assert not any(is_sign_off(text) for text in body)
-    assert sum("Fresh fact" in text for text in body) >= 2
+    assert all("Fresh fact: " in text for text in body), body  # only the model's own lines got through
     assert is_sign_off(lines[-1].text)
+    rejected = writer.last_stats.rejected
+    assert any(r.startswith("body: ") and r.endswith("(borrowed from the example)") for r in rejected)
+    assert any(r.startswith("body: ") and r.endswith("(ends the show early)") for r in rejected)
 
 
 def test_example_leak_detection():
@@ -228,6 +238,92 @@ def test_short_budget_skips_the_wrap_up():
     lines = check_contract(events)
     assert not any("wrap up" in line.text.lower() for line in lines)
     assert is_sign_off(lines[-1].text)
+
+
+# --------------------------------------------------------------------------- episode phases
+
+
+def test_short_budget_phases_go_from_the_opening_to_the_sign_off():
+    plan = EpisodePlan(budget=20)
+    assert (plan.phase, plan.reserve, plan.ending, plan.max_lines) == (Phase.INTRO, 10, Phase.SIGN_OFF, 11)
+    # 8 words said: one more ~14-word turn would overshoot the budget more than ending now.
+    assert not plan.accepted("Welcome to StreamWise! Today we're talking about tides.", words_said=8, lines_said=1)
+    assert plan.phase is Phase.SIGN_OFF
+    assert plan.accepted("Thanks, Alex! See you next time.", words_said=14, lines_said=2)
+    assert plan.reason == "budget"
+
+
+def test_long_budget_phases_answer_an_open_question_then_wrap_up():
+    plan = EpisodePlan(budget=120)
+    assert (plan.reserve, plan.ending, plan.max_lines, plan.nudges_left) == (24, Phase.WRAP_UP, 36, 8)
+    plan.accepted("Welcome to StreamWise! Today we're talking about tides.", words_said=8, lines_said=1)
+    assert plan.phase is Phase.BODY
+    plan.accepted("So why do tides happen twice a day?", words_said=90, lines_said=8)
+    assert plan.phase is Phase.BODY, "an open question is answered before the ending"
+    plan.accepted("The Moon pulls the water on both sides of the Earth.", words_said=101, lines_said=9)
+    assert plan.phase is Phase.WRAP_UP
+    plan.accepted("So, to wrap up, the Moon makes the tides.", words_said=110, lines_said=10)
+    assert plan.phase is Phase.SIGN_OFF
+    assert plan.body_words == [8, 11]
+
+
+def test_too_many_lines_end_the_episode():
+    plan = EpisodePlan(budget=120)
+    plan.phase = Phase.BODY
+    plan.accepted("Short.", words_said=10, lines_said=plan.max_lines)
+    assert (plan.phase, plan.reason) == (Phase.WRAP_UP, "max_lines")
+
+
+def test_a_stuck_model_is_nudged_twice_then_the_episode_ends():
+    plan = EpisodePlan(budget=120)
+    plan.phase = Phase.BODY
+    plan.failed(lines_said=3)
+    assert (plan.phase, plan.nudge, plan.stuck) == (Phase.BODY, NUDGES[3], 1)
+    plan.failed(lines_said=3)
+    assert (plan.phase, plan.nudge, plan.stuck, plan.nudges_left) == (Phase.BODY, NUDGES[4], 2, 6)
+    plan.failed(lines_said=3)
+    assert (plan.phase, plan.reason) == (Phase.WRAP_UP, "model_degenerate")
+    plan.failed(lines_said=3)
+    assert plan.phase is Phase.SIGN_OFF, "a failed wrap-up goes straight to the goodbye"
+
+
+def test_an_accepted_line_clears_the_nudge():
+    plan = EpisodePlan(budget=120)
+    plan.phase = Phase.BODY
+    plan.failed(lines_said=2)
+    plan.accepted("Tides follow the Moon around the planet every day.", words_said=30, lines_said=3)
+    assert (plan.nudge, plan.stuck) == ("", 0)
+
+
+def test_a_failed_opening_ends_the_episode():
+    plan = EpisodePlan(budget=120)
+    plan.failed(lines_said=0)
+    assert (plan.phase, plan.reason) == (Phase.SIGN_OFF, "model_degenerate")
+
+
+@pytest.mark.parametrize(
+    ("phase", "body", "cue", "last_try", "recent", "problem"),
+    [
+        (Phase.BODY, "", "", False, [], "empty"),
+        (Phase.SIGN_OFF, "", "Thanks, Sam! See you", False, [], None),  # the cue alone is a goodbye
+        (Phase.BODY, "Right.", "", False, [], "'Right.' (filler)"),
+        (Phase.BODY, "Right.", "", True, [], None),  # a filler beats no line on the last try
+        (Phase.BODY, "Goodbye, everyone!", "", True, [], "'Goodbye, everyone!' (ends the show early)"),
+        (Phase.BODY, "Magma rises through the crust.", "", False, [],
+         "'Magma rises through the crust.' (borrowed from the example)"),
+        (Phase.BODY, "So the Moon pulls the sea.", "", False, ["So it rises.", "So it falls."],
+         "'So the Moon pulls the sea.' (same opening word again)"),
+        (Phase.WRAP_UP, "what makes tides?", "So, to wrap up,", False, [],
+         "'So, to wrap up, what makes tides?' (no summary)"),
+        (Phase.WRAP_UP, "the Moon pulls the oceans.", "So, to wrap up,", False, [], None),
+    ],
+)
+def test_turn_problems(phase, body, cue, last_try, recent, problem):
+    raw = f"{cue} {body}".strip() if cue else body
+    found = turn_problem(
+        phase, body, raw, cued=bool(cue), topic="tides", recent=recent, last_try=last_try, min_body_words=4
+    )
+    assert found == problem
 
 
 # --------------------------------------------------------------------------- real model
@@ -298,13 +394,15 @@ def test_both_shipped_models_work(model):
 
 def test_concurrent_episodes_write_on_contexts_of_their_own(monkeypatch):
     """Each writing episode keeps a KV cache of its own, up to ``contexts``; beyond, the least shared is reused."""
-    answer = lambda prompt, kw: distinct_sentence(len(prompt))  # noqa: E731
-    writer, first = fake_writer(answer, contexts=2)
+    def answer(prompt: str, kw: dict[str, Any]) -> str:
+        return distinct_sentence(len(prompt))
+
+    writer, _ = fake_writer(answer, contexts=2)
     monkeypatch.setattr(writer, "_new_llama", lambda: FakeLlama(answer))
     streams = [writer.stream(ScriptRequest(topic=t, duration_s=30, hosts=("Alex", "Sam")))
                for t in ("tides", "bread", "cats")]
     for s in streams:
-        for _ in range(3):  # title, hosts, first line: every stream now holds a context
+        for _ in range(3):  # title, hosts, first line: from here on every stream holds a context
             next(s)
     contexts = [writer._llm, *writer._extra]
     assert len(contexts) == 2, "no more contexts than configured"

@@ -1,4 +1,4 @@
-"""Tests for the streaming transcript parser (no model needed, runs in milliseconds)."""
+"""Tests for the streaming transcript parser and the text helpers (no model needed)."""
 from __future__ import annotations
 
 import random
@@ -8,15 +8,14 @@ import unicodedata
 import pytest
 
 from models.protocols import DialogueLine, ShowTitle
-from models.script.parser import (
-    ScriptParser,
+from models.script.parser import ScriptParser, parse_script
+from models.script.text import (
     cap_words,
     clean_text,
     clean_title,
     finish_sentence,
     is_ending_line,
     is_sign_off,
-    parse_script,
     sanitize_topic,
     title_from_topic,
 )
@@ -120,8 +119,10 @@ def test_messy_markdown_transcript_is_repaired():
     # "Sam - ..." (dash label) and the next SAM line are merged into one turn.
     assert lines[3] == (
         "Sam",
-        "It's called Rayleigh scattering, and it favours short wavelengths. "
-        "Blue light has a shorter wavelength than red.",
+        (
+            "It's called Rayleigh scattering, and it favours short wavelengths. "
+            "Blue light has a shorter wavelength than red."
+        ),
     )
     assert lines[4] == ("Alex", "Amazing! I never knew that.")
     assert lines[5] == ("Sam", "Glad to help.")  # "Host 2" mapped to the next host, repeat dropped

