@@ -7,10 +7,11 @@ target checks; writes docs/img/pareto.png. Every cost here is the paper's billin
 
 Published fronts come from the reference CSVs when the shared checkout is present
 (../shared/reference/streamwise/paper), else only the README's rows are drawn.
-Takes a few minutes on two cores (each plan is a search of a few hundred simulations).
+Slow: every plan is a search over a few hundred simulations of a 10-minute episode.
 """
 from __future__ import annotations
 
+import argparse
 import csv
 import sys
 from pathlib import Path
@@ -22,9 +23,12 @@ import matplotlib.pyplot as plt
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from fleet.calibration import calibrate, published_in_simulator
-from fleet.paper_profiles import Workload, reference_profiles
-from fleet.planner import fastest_first_chunk, plan
+from fleet.calibration import CalibrationRow, calibrate, published_in_simulator
+from fleet.chains import fastest_first_chunk
+from fleet.paper_profiles import Profiles, Workload, reference_profiles
+from fleet.plan_result import Plan
+from fleet.planner import plan
+from fleet.simulator import SimResult
 
 MIN_HIGH = 0.9  # least share of high-quality frames for our plans and the published provisions
 A100_H200 = ["a100", "h200"]
@@ -33,7 +37,11 @@ TARGETS = {"a100+h200": (A100_H200, (2.0, 2.2, 2.5, 3.7, 6.0, 12.0, 30.0, 60.0, 
            "all four GPU types": (ALL, (1.2, 1.5, 1.85, 3.7))}
 
 
+PaperRuns = dict[str, tuple[SimResult, SimResult]]  # row -> (best at >= MIN_HIGH, fastest at any quality)
+
+
 def published_front(name: str) -> list[tuple[float, float]]:
+    """The paper's cost-TTFF Pareto front for one policy, from its provisioning CSV if present."""
     for base in (ROOT.parent / "shared/reference/streamwise/paper", Path("/work/shared/reference/streamwise/paper")):
         f = base / f"provisioning_streamwise_{name}.csv"
         if f.exists():
@@ -47,27 +55,27 @@ def published_front(name: str) -> list[tuple[float, float]]:
     return []
 
 
-def show(label: str, p) -> None:
+def show(label: str, p: Plan) -> None:
     r = p.result
     prov = ", ".join(f"{n} {g.upper()}" for g, n in sorted(r.billed_gpus.items()))
     print(f"  {label:<22} TTFF {r.ttff_s:6.2f} s  cost ${r.cost:6.2f}  total {r.total_time_s:6.1f} s  "
           f"high {r.high_share:5.1%}  [{prov}] {p.solver} {p.notes.get('lead')} low={p.notes.get('low_chunks')}")
 
 
-def main() -> int:
-    ref, w = reference_profiles(), Workload()
-
+def print_calibration(cal: list[CalibrationRow]) -> None:
     print("Calibration: the paper's sequential formulas (our restatement) vs its published rows")
-    cal = calibrate(ref, w)
     for c in cal:
         e, s = c.errors(), c.simulated
         print(f"  {c.row.name:<30} TTFF {s.ttff_s:9.2f} s ({e['ttff_s']:+6.1%})  total {s.total_time_s:8.1f} s "
               f"({e['total_time_s']:+6.1%})  cost ${s.cost:7.2f} ({e['cost']:+6.1%})  "
               f"floor {c.floor_ttff_s:7.2f} s  {'ok' if c.within_tolerance() else 'OUT OF TOLERANCE'}")
 
+
+def published_in_our_simulator(ref: Profiles, w: Workload, cal: list[CalibrationRow]) -> PaperRuns:
+    """Each published provision (not the naive or adaptive rows) replayed with our quality levers."""
     print(f"\nPublished provisions in our pipelined simulator (their allocation, the paper's billing; "
           f">= {MIN_HIGH:.0%} high quality, else the lowest TTFF at any quality)")
-    paper_sim: dict[str, tuple] = {}
+    paper_sim: PaperRuns = {}
     for c in cal:
         if c.row.naive or c.row.name.endswith("adaptive"):
             continue  # the adaptive row bills the same high-quality allocation as the high row
@@ -77,9 +85,13 @@ def main() -> int:
         paper_sim[c.row.name] = (good, fast)
         print(f"  {c.row.name:<30} TTFF {good.ttff_s:8.2f} s  ${good.cost:6.2f}  high {good.high_share:5.1%} | "
               f"fastest {fast.ttff_s:7.2f} s  ${fast.cost:6.2f}  high {fast.high_share:5.1%}")
+    return paper_sim
 
+
+def our_plans(ref: Profiles, w: Workload) -> dict[str, list[Plan]]:
+    """Our cheapest plan per TTFF target, per GPU set."""
     print(f"\nOur plans (burst or paced, chosen by simulated cost; >= {MIN_HIGH:.0%} high quality)")
-    ours: dict[str, list] = {}
+    ours: dict[str, list[Plan]] = {}
     for label, (gpus, targets) in TARGETS.items():
         prof = ref.restrict(gpus)
         print(f" {label}: fastest possible first chunk {fastest_first_chunk(prof, w):.3f} s")
@@ -96,9 +108,13 @@ def main() -> int:
             if p not in ours[label]:
                 ours[label].append(p)
             show(f"target {t:>5} s", p)
+    return ours
 
+
+def against_adaptive_row(a_h: Profiles, w: Workload, cal: list[CalibrationRow], ours: dict[str, list[Plan]]) -> float:
+    """The two targets against the published adaptive row: equal TTFF, cheaper; equal cost, faster.
+    Returns the fastest first chunk on A100+H200 (the floor of any TTFF there)."""
     adaptive = next(c.row for c in cal if c.row.name.endswith("adaptive"))
-    a_h = ref.restrict(A100_H200)
     print(f"\nTargets against the published adaptive row ({adaptive.ttff_s} s, ${adaptive.cost})")
     same_ttff = {mh: plan(a_h, w, adaptive.ttff_s, "cost", "heuristic", min_high=mh) for mh in (0.9, 0.95)}
     for mh, p in same_ttff.items():
@@ -115,7 +131,12 @@ def main() -> int:
             show(f"equal cost, {label}", p)
             print(f"    -> {adaptive.ttff_s / p.result.ttff_s:.2f}x lower TTFF at {1 - p.result.cost / adaptive.cost:.1%} "
                   f"lower cost")
+    return floor
 
+
+def against_published_provisions(a_h: Profiles, w: Workload, paper_sim: PaperRuns,
+                                 ours: dict[str, list[Plan]]) -> None:
+    """Our plans next to the published provisions, both in our simulator."""
     print("\nSame simulator: the published 256 A100 + 64 H200 provision vs our plans (A100+H200)")
     good, fast = paper_sim["256A100+64H200 high"]
     p = plan(a_h, w, fast.ttff_s, "cost", "heuristic", min_high=fast.high_share - 1e-9)
@@ -138,6 +159,10 @@ def main() -> int:
         print(f"    -> paper's provision needs {good.ttff_s:.1f} s at ${good.cost:.2f} for {good.high_share:.1%} high: "
               f"ours {good.ttff_s / q.result.ttff_s:.1f}x lower TTFF")
 
+
+def draw(cal: list[CalibrationRow], paper_sim: PaperRuns, ours: dict[str, list[Plan]], floor: float,
+         out: Path) -> None:
+    """The cost-TTFF figure: the paper's fronts and rows, its provisions replayed, our plans."""
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     for name, style in (("adaptive", "C1--"), ("high", "C2:")):
         front = published_front(name)
@@ -163,11 +188,26 @@ def main() -> int:
     ax.set(xscale="log", yscale="log", xlabel="TTFF (s)", ylabel="cost per 10-min episode ($, spot)",
            title="Cost vs TTFF, the paper's billing (all GPUs x total time)")
     ax.legend(fontsize=7)
-    out = ROOT / "docs/img/pareto.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     print(f"\nwrote {out}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs/img/pareto.png", help="where the figure goes")
+    args = parser.parse_args(argv)
+    ref, w = reference_profiles(), Workload()
+    cal = calibrate(ref, w)
+    print_calibration(cal)
+    paper_sim = published_in_our_simulator(ref, w, cal)
+    ours = our_plans(ref, w)
+    a_h = ref.restrict(A100_H200)
+    floor = against_adaptive_row(a_h, w, cal, ours)
+    against_published_provisions(a_h, w, paper_sim, ours)
+    draw(cal, paper_sim, ours, floor, args.out)
     return 0
 
 

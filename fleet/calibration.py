@@ -9,7 +9,12 @@ cost = GPUs x hours x price.
 
 For the naive row the allocation is the paper's (fixed 8-GPU layout). For StreamWise rows
 the paper does not publish its per-stage allocation, so we solve for the best allocation
-of the same GPUs under the same formulas (a small MILP) and report the difference.
+of the same GPUs under the same formulas (dynamic programming, cross-checked by a MILP) and
+report the difference.
+
+Contract: :data:`PUBLISHED` is reference data (the paper's rows, with the tolerance each is
+allowed and why); :func:`calibrate` recomputes every row; :func:`published_in_simulator`
+replays a row's allocation in the pipelined simulator.
 """
 from __future__ import annotations
 
@@ -19,8 +24,26 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from fleet.paper_profiles import TIERS, Job, Option, Profiles, Workload
-from fleet.simulator import Allocation, Instance, option_of
+from fleet.paper_profiles import (
+    FPS_DRAFT,
+    GPU_TYPES,
+    TIERS,
+    Job,
+    Option,
+    Profiles,
+    Workload,
+    fold_vae,
+)
+from fleet.simulator import (
+    Allocation,
+    Instance,
+    SimResult,
+    option_of,
+    simulate,
+    standard_chunks,
+)
+
+Candidate = tuple[str, tuple[Instance, ...], float, float]  # stage, instances, stage time, first-chunk time
 
 
 @dataclass(frozen=True)
@@ -37,6 +60,8 @@ class Policy:
 
 @dataclass(frozen=True)
 class Published:
+    """One provisioning row the paper publishes, and how closely we must reproduce it."""
+
     name: str
     provision: dict[str, int]
     ttff_s: float
@@ -61,7 +86,7 @@ PUBLISHED: tuple[Published, ...] = (
     Published("16xA100 no_disag (abstract)", {"a100": 16}, 4653.85, 5253.85, 24.98,
               Policy("high", False, False), "provisioning_streamwise_no_disag.csv",
               tolerance={"ttff_s": 0.15, "total_time_s": 0.15, "cost": 0.15},
-              why=_OPTIMUM + " (their current code gives 5,779 s / $30.34 for this row, 10% slower than published)"),
+              why=_OPTIMUM + " (the paper's public code does not reproduce this published row either)"),
     Published("48xA100 cheapest", {"a100": 48}, 964.95, 1564.95, 22.33,
               Policy("high", False, False), "provisioning_streamwise_no_disag.csv",
               tolerance={"ttff_s": 0.20, "total_time_s": 0.15, "cost": 0.15}, why=_OPTIMUM),
@@ -75,15 +100,18 @@ PUBLISHED: tuple[Published, ...] = (
               Policy("low", True, False), "provisioning_streamwise_adaptive.csv",
               tolerance={"ttff_s": 0.50, "total_time_s": 0.10, "cost": 0.15},
               why="TTFF: with low quality at 1/4 of the profiled pixels (the README's tier model) no allocation of "
-              "these GPUs has a first-chunk path under 5.0 s (see floor_ttff_s), so 3.70 s needs a cheaper low "
-              "tier than the README states; scaling FLUX, FramePack and FantasyTalking by 1/16 instead (as the "
-              "paper's low-quality latency tables do) gives 1.98 s, so the published value lies between the two. "
-              "Total time and cost agree; cost is the high-quality run's, as in the paper"),
+              "these GPUs has a first-chunk path as short as the published TTFF (floor_ttff_s is the shortest), so "
+              "it needs a cheaper low tier than the README states; scaling FLUX, FramePack and FantasyTalking by "
+              "1/16 instead (as the paper's low-quality latency tables do) puts the floor below it, so the "
+              "published value lies between the two tier models. Total time and cost agree; cost is the "
+              "high-quality run's, as in the paper"),
 )
 
 
 @dataclass
 class SeqResult:
+    """The paper's sequential formulas for one allocation."""
+
     total_time_s: float
     first_chunk_s: float
     ttff_s: float
@@ -125,7 +153,7 @@ def stage_time(profiles: Profiles, stage: str, inst: Instance, w: Workload, pol:
         per = opt.service(Job(0, 1))
         return split(w.frames, per), w.subscene_frames * per
     main = stage.removesuffix("_vae")
-    fps = 30 if main == "draft" else w.fps
+    fps = FPS_DRAFT if main == "draft" else w.fps
     frames_total = math.ceil(w.video_s * fps)
     per_sub = math.ceil(w.video_s * fps / w.subscenes)
     vae_opt = profiles.stage(main + "_vae").options
@@ -143,6 +171,8 @@ def stage_time(profiles: Profiles, stage: str, inst: Instance, w: Workload, pol:
 
 
 def active_stages(pol: Policy) -> list[str]:
+    """Stages the paper's model runs for a policy: VAEs only where disaggregated, the
+    upscaler only for tiers that use it."""
     names = ["script", "image", "others", "draft"]
     if pol.disag_draft:
         names.append("draft_vae")
@@ -201,7 +231,7 @@ SINGLE_INSTANCE = ("script", "image", "others")  # one instance per episode in t
 
 
 def _candidates(profiles: Profiles, provision: dict[str, int], w: Workload, pol: Policy,
-                mixed: bool) -> list[tuple[str, tuple[Instance, ...], float, float]]:
+                mixed: bool) -> list[Candidate]:
     """Per-stage choices (instances, stage time, first-chunk time) within the GPU budget.
 
     A choice is one (GPU type, size, replicas), or with ``mixed`` two of them on different
@@ -210,7 +240,7 @@ def _candidates(profiles: Profiles, provision: dict[str, int], w: Workload, pol:
     hundreds of single-A100 replicas. Pairs are pruned to the highest-capacity layout per
     (GPU type, GPU count), GPU counts 1-16 and multiples of 8, plus every 1-replica instance.
     """
-    out: list[tuple[str, tuple[Instance, ...], float, float]] = []
+    out: list[Candidate] = []
     for s in active_stages(pol):
         stage = profiles.stage(s)
         work = {"draft": w.subscenes, "lipsync": w.subscenes}.get(s, w.frames)
@@ -248,7 +278,7 @@ def _candidates(profiles: Profiles, provision: dict[str, int], w: Workload, pol:
     return _pareto(out, profiles.gpu_types)
 
 
-def _pareto(cands: list, gpu_types: tuple[str, ...]) -> list:
+def _pareto(cands: list[Candidate], gpu_types: tuple[str, ...]) -> list[Candidate]:
     """Drop choices another choice of the same stage beats on time, first chunk and GPUs of every type."""
     out = []
     for s in dict.fromkeys(c[0] for c in cands):
@@ -267,7 +297,7 @@ def _pareto(cands: list, gpu_types: tuple[str, ...]) -> list:
 
 def best_sequential_allocation(profiles: Profiles, provision: dict[str, int], w: Workload,
                                pol: Policy, first_cap: float = math.inf, mixed: bool = True,
-                               cands: list | None = None) -> Allocation | None:
+                               cands: list[Candidate] | None = None) -> Allocation | None:
     """Minimise the paper's total time for a provision under a cap on the first-chunk path.
 
     With every GPU billed for the whole run, minimal total time is minimal cost, and TTFF
@@ -301,22 +331,26 @@ def best_sequential_allocation(profiles: Profiles, provision: dict[str, int], w:
 
 @dataclass
 class CalibrationRow:
+    """A published row next to what the paper's formulas give for the best allocation of its GPUs."""
+
     row: Published
     simulated: SeqResult
     floor_ttff_s: float = 0.0  # fastest first-chunk path any allocation of these GPUs has (paper's formulas)
     high: SeqResult | None = None  # adaptive rows: the high-quality run that sets the cost
 
     def errors(self) -> dict[str, float]:
+        """Relative error of the formulas against the published value, per metric."""
         p, s = self.row, self.simulated
         return {"ttff_s": s.ttff_s / p.ttff_s - 1, "total_time_s": s.total_time_s / p.total_time_s - 1,
                 "cost": s.cost / p.cost - 1}
 
     def within_tolerance(self) -> bool:
+        """Every metric within the row's stated tolerance (5% unless the row says why not)."""
         tol = self.row.tolerance or {}
         return all(abs(e) <= tol.get(k, 0.05) for k, e in self.errors().items())
 
-    def to_json(self) -> dict:
-        prov = {g: self.row.provision.get(g, 0) for g in ("a100", "h100", "h200", "gb200")}
+    def to_json(self) -> dict[str, object]:
+        prov = {g: self.row.provision.get(g, 0) for g in GPU_TYPES}
         return {"name": self.row.name, "provision": prov,
                 "published": {"ttff_s": self.row.ttff_s, "total_time_s": self.row.total_time_s, "cost": self.row.cost},
                 "simulated": {"ttff_s": round(self.simulated.ttff_s, 3),
@@ -328,7 +362,7 @@ def calibrate(profiles: Profiles, w: Workload | None = None) -> list[Calibration
     """Every published row under the paper's formulas (10-minute episode)."""
     w = w or Workload()
     out: list[CalibrationRow] = []
-    cache: dict[tuple, SeqResult] = {}
+    cache: SeqCache = {}
     for row in PUBLISHED:
         high = None
         if row.naive:
@@ -357,14 +391,19 @@ def floor_first_chunk(profiles: Profiles, provision: dict[str, int], w: Workload
     return total
 
 
-def _best(profiles: Profiles, row: Published, w: Workload, pol: Policy, cache: dict) -> SeqResult:
+SeqCache = dict[tuple[tuple[tuple[str, int], ...], Policy], SeqResult]
+
+
+def _best(profiles: Profiles, row: Published, w: Workload, pol: Policy, cache: SeqCache) -> SeqResult:
+    """The paper's objective for a row's provision under ``pol``, computed once per (provision, policy)."""
     key = (tuple(sorted(row.provision.items())), pol)
     if key not in cache:
         cache[key] = best_ttff_cost(profiles, row.provision, w, pol)
     return cache[key]
 
 
-def dp_allocation(cands: list, provision: dict[str, int], weight: float = 0.0) -> tuple[Allocation, float] | None:
+def dp_allocation(cands: list[Candidate], provision: dict[str, int],
+                  weight: float = 0.0) -> tuple[Allocation, float] | None:
     """Exact minimum of sum(stage time + weight x first-chunk time) under the GPU budgets.
 
     Dynamic programming over stages with the GPUs used per type as the state (at most
@@ -376,7 +415,7 @@ def dp_allocation(cands: list, provision: dict[str, int], weight: float = 0.0) -
     shape = tuple(provision[g] + 1 for g in types)
     f = np.full(shape, np.inf)
     f[(0,) * len(types)] = 0.0
-    choice: list[tuple[str, list, np.ndarray]] = []
+    choice: list[tuple[str, list[Candidate], np.ndarray]] = []
     for s in dict.fromkeys(c[0] for c in cands):
         group = [c for c in cands if c[0] == s]
         new = np.full(shape, np.inf)
@@ -424,7 +463,6 @@ def best_ttff_cost(profiles: Profiles, provision: dict[str, int], w: Workload, p
 
 def pipelined_profiles(profiles: Profiles, pol: Policy) -> Profiles:
     """The simulator's DAG for a policy: VAEs that are not disaggregated run inside their model's stage."""
-    from fleet.paper_profiles import fold_vae
     if not pol.disag_draft:
         profiles = fold_vae(profiles, "draft")
     if not pol.disag_lipsync:
@@ -434,7 +472,8 @@ def pipelined_profiles(profiles: Profiles, pol: Policy) -> Profiles:
 
 def published_in_simulator(profiles: Profiles, cal: CalibrationRow, w: Workload | None = None,
                            leads: tuple[tuple[int, ...], ...] = ((), (9, 21), (9, 21, 40)),
-                           lows: tuple[int, ...] = (0, 2, 4, 8, 16, 24, 32, 40, 48, 64)) -> list:
+                           lows: tuple[int, ...] = (0, 2, 4, 8, 16, 24, 32, 40, 48, 64),
+                           ) -> list[tuple[tuple[int, ...], int, SimResult]]:
     """A published provision in the pipelined simulator, billed the paper's way.
 
     Uses the allocation that reproduces the row under the paper's formulas (for an adaptive
@@ -442,7 +481,6 @@ def published_in_simulator(profiles: Profiles, cal: CalibrationRow, w: Workload 
     planner has (short lead chunks, the first chunks at low quality). Returns
     ``(lead, low_chunks, SimResult)`` for each; the stall-free TTFF of each is ``ttff_s``.
     """
-    from fleet.simulator import simulate, standard_chunks
     w = w or Workload()
     src = cal.high if cal.high is not None else cal.simulated
     if src.allocation is None:

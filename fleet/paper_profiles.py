@@ -300,7 +300,7 @@ def fold_vae(profiles: Profiles, main: str) -> Profiles:
     """Run ``<main>_vae`` on the same replica as ``main`` (the paper's "no disaggregation").
 
     The merged stage's service time is main + VAE on the same GPU type; later stages that
-    waited for the VAE now wait for the merged stage.
+    depend on the VAE depend on the merged stage instead.
     """
     vae_name = main + "_vae"
     try:

@@ -186,11 +186,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     try:
-        from fleet.cli import add_plan_command
-    except ImportError:  # the cluster planner is optional
+        from fleet.report import PLAN_HELP, add_plan_arguments, run_plan
+    except ImportError:  # the fleet planner is optional
         pass
     else:
-        add_plan_command(sub)
+        plan = sub.add_parser("plan", help=PLAN_HELP)
+        add_plan_arguments(plan)
+        plan.set_defaults(func=run_plan)
     return parser
 
 
