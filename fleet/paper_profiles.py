@@ -20,9 +20,11 @@ from pathlib import Path
 
 import yaml
 
+from fleet.prices import GPU_PRICES
+
 GPU_TYPES: tuple[str, ...] = ("a100", "h100", "h200", "gb200")
-SPOT_PRICE: dict[str, float] = {"a100": 1.07, "h100": 4.03, "h200": 4.22, "gb200": 10.76}
-RESERVED_PRICE: dict[str, float] = {"a100": 3.40, "h100": 5.39, "h200": 5.64, "gb200": 14.42}
+SPOT_PRICE: dict[str, float] = {name.lower(): spot for name, (spot, _) in GPU_PRICES.items()}
+RESERVED_PRICE: dict[str, float] = {name.lower(): reserved for name, (_, reserved) in GPU_PRICES.items()}
 IDLE_WATTS: dict[str, float] = {"a100": 65.0, "h100": 80.0, "h200": 80.0, "gb200": 170.0}
 SERVER_GPUS = 8  # the paper bills whole 8-GPU servers (GB200 too: "nothing fits" in 4)
 

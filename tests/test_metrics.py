@@ -346,13 +346,32 @@ def test_percentile() -> None:
 
 
 # ------------------------------------------------------------------ pricing
-def test_default_pricing_has_the_reference_gpu_prices() -> None:
+def test_default_pricing_charges_gpus_at_the_planners_prices() -> None:
+    """The shipped file lists no GPU prices: the server charges what the fleet planner plans with."""
+    from fleet.paper_profiles import RESERVED_PRICE, SPOT_PRICE
+
     p = load_pricing(REPO / "configs" / "pricing.yaml")
-    expected = {"A100": (1.07, 3.40), "H100": (4.03, 5.39), "H200": (4.22, 5.64), "GB200": (10.76, 14.42)}
-    assert {k: (v.spot, v.reserved) for k, v in p.gpu.items()} == expected
+    assert {k.lower(): (v.spot, v.reserved) for k, v in p.gpu.items()} == {
+        k: (SPOT_PRICE[k], RESERVED_PRICE[k]) for k in SPOT_PRICE}
     assert p.cpu.core_hour > 0
     assert p.device_for("video") == "cpu"
-    assert p.hourly("H200:reserved") == 5.64
+    assert p.hourly("H200:reserved") == RESERVED_PRICE["h200"]
+
+
+def test_gpu_prices_in_the_file_replace_the_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "pricing.yaml"
+    path.write_text("cpu: {core_hour: 0.05}\ngpu:\n  L4: {spot: 0.5, reserved: 0.8}\n")
+    p = load_pricing(path)
+    assert set(p.gpu) == {"L4"}
+    assert p.hourly("L4:spot") == 0.5
+    with pytest.raises(ConfigError, match="unknown device 'H100:spot'"):
+        load_pricing(_write(tmp_path / "bad.yaml", "cpu: {core_hour: 0.05}\ngpu: {L4: {spot: 1, reserved: 1}}\n"
+                                                    "charge: {stages: {video: 'H100:spot'}}\n"))
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
 
 
 @pytest.mark.parametrize("text, expected", [

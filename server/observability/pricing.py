@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from fleet.prices import GPU_PRICES
 from pipelines.config import CONFIG_DIR, load_model
 
 DEFAULT_PRICING = CONFIG_DIR / "pricing.yaml"
@@ -41,7 +42,9 @@ class Charge(_Strict):
 class Pricing(_Strict):
     currency: str = "USD"
     cpu: CpuPrice
-    gpu: dict[str, GpuPrice] = Field(default_factory=dict)
+    #: Absent: the StreamWise paper's prices (fleet/prices.py).
+    gpu: dict[str, GpuPrice] = Field(default_factory=lambda: {
+        name: GpuPrice(spot=spot, reserved=reserved) for name, (spot, reserved) in GPU_PRICES.items()})
     charge: Charge = Field(default_factory=Charge)
 
     @field_validator("gpu")
