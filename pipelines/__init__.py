@@ -1,1 +1,5 @@
-"""Episode runtime: workflow and deployment config, segmenting, scheduling, the media clock."""
+"""The episode runtime: ``plan/`` (tiers and profiles), ``stages/`` (script -> speech -> video) and ``playout/``.
+
+``config.py`` holds the workflow and deployment files, ``segments.py`` the data that
+flows between stages, ``spans.py`` the timeline every task records on.
+"""
