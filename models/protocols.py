@@ -2,12 +2,13 @@
 
 The runtime only ever talks to these protocols, so a deployment file can swap a
 llama.cpp writer for an OpenAI-compatible endpoint, or the 2D renderer for a GPU
-animator, without the pipeline changing (DESIGN.md, principle 4).
+animator, without the pipeline changing (docs/design.md, principle 4).
 """
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterator, Literal, Protocol, Sequence, Union
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -29,7 +30,7 @@ class ScriptRequest:
 
     @property
     def word_budget(self) -> int:
-        return max(12, int(round(self.duration_s * self.words_per_second)))
+        return max(12, round(self.duration_s * self.words_per_second))
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class ScriptEnd:
     kind: Literal["end"] = "end"
 
 
-ScriptEvent = Union[ShowTitle, HostsAnnounced, DialogueLine, ScriptEnd]
+ScriptEvent = ShowTitle | HostsAnnounced | DialogueLine | ScriptEnd
 
 
 class ScriptWriter(Protocol):
@@ -128,7 +129,7 @@ class Quality:
     @property
     def width(self) -> int:
         # 16:9, rounded to an even number of pixels as I420 needs.
-        return int(round(self.height * 16 / 9 / 2)) * 2
+        return round(self.height * 16 / 9 / 2) * 2
 
     @property
     def samples_per_frame(self) -> int:

@@ -59,7 +59,7 @@ class Workflow(_Strict):
     tasks: dict[str, TaskSpec]
 
     @model_validator(mode="after")
-    def _check_graph(self) -> "Workflow":
+    def _check_graph(self) -> Workflow:
         known = set(self.tasks) | set(EXTERNAL_INPUTS)
         for name, task in self.tasks.items():
             for dep in task.inputs:
@@ -157,7 +157,7 @@ class TierSpec(_Strict):
 
 
 class SegmenterSpec(_Strict):
-    #: Words per segment: a few seconds of speech (about 2.6 words a second).
+    #: Words per segment: a few seconds of speech.
     max_words: int = Field(16, ge=3, le=80)
     #: The very first segments are shorter so the first one is ready sooner.
     first_max_words: int = Field(8, ge=2, le=80)
@@ -195,8 +195,8 @@ class RuntimeSpec(_Strict):
     #: The script stops writing while this many segments wait to be rendered. On a
     #: small machine the LLM otherwise takes the cores the first segment needs.
     lead_segments: int = Field(3, ge=1, le=100)
-    #: Frames wait for viewers JPEG-compressed plane by plane (about 12x smaller);
-    #: null keeps raw I420, which only short episodes can afford.
+    #: Frames wait for viewers JPEG-compressed plane by plane, a fraction of their raw
+    #: size; null keeps raw I420, which only short episodes can afford.
     frame_jpeg_quality: int | None = Field(90, ge=50, le=100)
     #: Queues run earliest deadline first across all episodes ("fifo" for comparison).
     scheduling: Literal["edf", "fifo"] = "edf"
@@ -258,7 +258,7 @@ class QualitySpec(_Strict):
     profile: str | None = None
 
     @model_validator(mode="after")
-    def _check_names(self) -> "QualitySpec":
+    def _check_names(self) -> QualitySpec:
         names = [t.name for t in self.ladder]
         if len(set(names)) != len(names):
             raise ValueError(f"ladder: tier names must be unique, got {names}")
@@ -294,8 +294,8 @@ class OutputSpec(_Strict):
     video_codec: Literal["libx264", "h264"] = "libx264"
     preset: str = "veryfast"
     crf: int = Field(23, ge=0, le=51)
-    #: Encoder threads (0: the encoder decides). One costs the least CPU per frame (x264
-    #: at 360p: 2.4 ms against 3.0 ms with its own choice), and the archive has slack.
+    #: Encoder threads (0: the encoder decides). One costs x264 less CPU per frame than
+    #: its own choice, and the archive has slack (figures: docs/configuration.md).
     threads: int = Field(1, ge=0, le=64)
     audio_bitrate: int = Field(96_000, ge=16_000, le=320_000)
 

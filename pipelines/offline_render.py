@@ -6,9 +6,9 @@ puts a playout buffer on the same stream.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from pipelines.config import Deployment
 from pipelines.playout.archive import Mp4Writer

@@ -6,8 +6,8 @@ read. Stages, sinks and transports import these types from here, never from each
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
@@ -28,10 +28,21 @@ from bench.harness import (
 TEST_OUTPUT = REPO_ROOT / "test-output"
 READY_TIMEOUT_S = 120.0
 LiveServer = ServerProcess
+#: Fixtures that need a marker on every test using them (directly or through another fixture),
+#: so that `-m "not models"` and `-m "not browser"` really leave them out.
+FIXTURE_MARKERS = {"live_server": "models", "browser": "browser"}
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "browser: end-to-end tests in headless Chromium (Debian's /usr/bin/chromium)")
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unmarked = []
+    for item in items:
+        have = {mark.name for mark in item.iter_markers()}
+        needed = {FIXTURE_MARKERS[f] for f in getattr(item, "fixturenames", ()) if f in FIXTURE_MARKERS}
+        if needed - have:
+            unmarked.append(f"{item.nodeid}: add {', '.join(sorted(needed - have))}")
+    if unmarked:
+        raise pytest.UsageError("tests use the real server or Chromium without the marker that says so:\n"
+                                + "\n".join(unmarked))
 
 
 @pytest.fixture(scope="session")

@@ -53,14 +53,15 @@ def test_rate_limit_and_concurrency_cap():
     policy.admit_create("a", generating=0)
     with pytest.raises(HTTPException) as err:
         policy.admit_create("a", generating=0)
-    assert err.value.status_code == 429 and int(err.value.headers["Retry-After"]) >= 1
+    # The first of the two creations leaves the minute's window in just under 60 s.
+    assert err.value.status_code == 429 and int(err.value.headers["Retry-After"]) in (59, 60)
     policy.admit_create("b", generating=0)  # limits are per key
 
 
 def test_serve_refuses_a_public_address_without_keys():
     env = {k: v for k, v in os.environ.items() if k != "STREAMWISE_API_KEYS"}
     result = subprocess.run([sys.executable, "-m", "server.cli", "serve", "--host", "0.0.0.0", "--port", "0"],
-                            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+                            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 2
     assert "without API keys" in result.stderr and "Traceback" not in result.stderr
 

@@ -118,7 +118,9 @@ def test_get_episode(client: httpx.Client, created) -> None:
     body = r.json()
     assert body["id"] == episode_id and body["status"] in STATUSES
     assert {"progress", "startup", "viewers", "stalls", "viewer_stats", "urls"} <= set(body)
-    assert isinstance(body["viewer_stats"], list)
+    # Nobody watches this episode.
+    assert body["viewers"] == 0 and body["viewer_stats"] == []
+    assert body["stalls"] == {"viewer_reports": 0, "freezes": 0, "frozen_s": 0.0, "stall_ratio": None}
 
 
 # ---------------------------------------------------------------- validation
@@ -166,8 +168,7 @@ BAD_PAYLOADS = [
 @pytest.mark.parametrize("payload, content_type", BAD_PAYLOADS)
 def test_create_rejects_bad_payloads(client: httpx.Client, payload: bytes, content_type: str) -> None:
     r = client.post("/api/episodes", content=payload, headers={"Content-Type": content_type})
-    assert 400 <= r.status_code < 500, f"{r.status_code}: {r.text[:300]}"
-    assert r.status_code == 422
+    assert r.status_code == 422, f"{r.status_code}: {r.text[:300]}"
     assert "body" in _detail(r) or "topic" in _detail(r)
 
 
@@ -307,7 +308,7 @@ async def _viewer_session(base_url: str, episode_id: str) -> dict[str, Any]:
 
         await _wait_for(freed, 15)
 
-        pc, status, _ = await _join(http, episode_id)
+        pc, _, _ = await _join(http, episode_id)
         try:
             out["viewers_rejoined"] = await viewers()
             bad = await http.post(f"/api/episodes/{episode_id}/offer",
@@ -356,7 +357,8 @@ def test_viewer_stats_are_stored_per_viewer(client: httpx.Client, rtc_episode) -
     body = client.get(f"/api/episodes/{episode_id}").json()
     mine = [s for s in body["viewer_stats"] if s.get("viewer") == "api-test"]
     assert mine == [{"viewer": "api-test", "framesDecoded": 50, "playedSeconds": 2.0, "freezeCount": 1, "totalFreezesDuration": 0.5}]
-    assert body["stalls"]["freezes"] >= 1
+    # The aiortc viewers of this episode report nothing: the stalls are this report's, the newer one only.
+    assert body["stalls"] == {"viewer_reports": 1, "freezes": 1, "frozen_s": 0.5, "stall_ratio": 0.25}
     for bad in ({"framesDecoded": -1}, {"ttffSeconds": "soon"}, {"viewer": "v" * 65}):
         r = client.post(url, json=bad)
         assert r.status_code == 422, f"{bad}: {r.status_code} {r.text[:200]}"
@@ -397,7 +399,7 @@ def test_captions_vtt(client: httpx.Client, finished) -> None:
 
 
 def test_video_mp4_when_finished(client: httpx.Client, finished) -> None:
-    assert finished["startup"]["finished_s"] is not None
+    assert 0 < finished["startup"]["finished_s"] < FINISH_TIMEOUT_S
     r = client.get(f"/api/episodes/{finished['id']}/video.mp4")
     assert r.status_code == 200, r.text[:200]
     assert r.headers["content-type"] == "video/mp4"

@@ -29,4 +29,4 @@ def test_compressed_frames_decode_close_to_the_original_and_much_smaller():
 def test_raw_frames_pass_through():
     frames = _frames(Quality("240p", 240, 25), 2)
     stored = FrameList.raw(frames)
-    assert not stored.compressed and stored[1] is frames[1] and list(stored)[0] is frames[0]
+    assert not stored.compressed and stored[1] is frames[1] and next(iter(stored)) is frames[0]

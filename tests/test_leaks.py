@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,7 +18,8 @@ WARM_UP = 20
 
 
 def _usage(pid: int, url: str) -> dict[str, int]:
-    status = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status").read().splitlines() if ":" in line)
+    text = Path(f"/proc/{pid}/status").read_text()
+    status = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
     ready = httpx.get(f"{url}/readyz", timeout=10).json()
     return {
         "rss_kb": int(status["VmRSS"].split()[0]),
@@ -33,7 +35,7 @@ async def _cycles(url: str, episode_id: str, n: int) -> int:
         for _ in range(n):
             pc, status, _ = await _join(http, episode_id)
             assert status == 200
-            async def is_connected() -> bool:
+            async def is_connected(pc=pc) -> bool:
                 return pc.connectionState == "connected"
             connected += await _wait_for(is_connected, 10)
             await pc.close()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 
 import av
 import numpy as np
@@ -73,7 +74,7 @@ def test_both_voices_appear_and_differ(episode):
     lines = episode["transcript"]["lines"]
     speakers = [line["speaker"] for line in lines]
     assert set(speakers) == {"Alex", "Sam"}
-    assert all(a != b for a, b in zip(speakers, speakers[1:])), "speakers alternate"
+    assert all(a != b for a, b in pairwise(speakers)), "speakers alternate"
     pitch = {}
     for name in ("Alex", "Sam"):
         pcm = np.concatenate([episode["audio"][int(l["start"]) : int(l["end"])] for l in lines if l["speaker"] == name])
@@ -86,7 +87,7 @@ def test_both_voices_appear_and_differ(episode):
 def test_transcript_times_match_the_audio(episode):
     audio = episode["audio"]
     lines = episode["transcript"]["lines"]
-    for line, nxt in zip(lines, lines[1:]):
+    for line, nxt in pairwise(lines):
         assert nxt["start"] >= line["end"]
         spoken = _rms(audio[int(line["start"]) : int(line["end"])])
         # The pause after a line (minus a margin for the AAC frame edges) is near silence.

@@ -32,14 +32,15 @@ def test_empty_text_gives_nothing():
 
 def test_segments_number_in_order_and_keep_speaker():
     seg = Segmenter(("Alex", "Sam"), max_words=6, first_max_words=3, first_segments=1)
-    a = seg.add_line(DialogueLine(0, "Alex", "Welcome to the show everyone. Today we talk about the sky."))
+    welcome = "Welcome to the show everyone. Today we talk about the sky."
+    a = seg.add_line(DialogueLine(0, "Alex", welcome))
     b = seg.add_line(DialogueLine(1, "Sam", "Thanks Alex."))
     assert [s.index for s in a + b] == list(range(len(a) + len(b)))
     assert words(a[0].text) <= 3, "the first segment is short for a fast start"
     assert all(s.speaker == 0 and s.speaker_name == "Alex" for s in a)
     assert b[0].speaker == 1
     assert [s.ends_line for s in a] == [False] * (len(a) - 1) + [True]
-    assert " ".join(s.text for s in a).split() == "Welcome to the show everyone. Today we talk about the sky.".split()
+    assert " ".join(s.text for s in a).split() == welcome.split()
 
 
 def test_unknown_speaker_falls_back_to_alternation():

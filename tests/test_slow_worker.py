@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 from conftest import run_async
 
 from models.protocols import CLOCK_RATE
@@ -20,6 +21,8 @@ from pipelines.segments import EpisodeRequest
 from pipelines.stages.models_loaded import load_models
 from pipelines.stages.pools import StagePools
 from pipelines.stages.runtime import EpisodeRuntime
+
+pytestmark = [pytest.mark.slow, pytest.mark.models]  # real models, 30 s of real-time playback
 
 CHUNK = 960  # 20 ms of audio, as the WebRTC audio track pulls it
 #: Stalled playback tolerated, in seconds (see the assertion).

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -25,6 +26,8 @@ PLAY_TIMEOUT_MS = 20_000
 class Viewer:
     page: Any
     console: list[tuple[str, str, str]] = field(default_factory=list)
+    #: time.monotonic() before the page navigated: its TTFF cannot be longer than the time since.
+    opened: float = field(default_factory=time.monotonic)
 
     def metrics(self) -> dict[str, Any]:
         return self.page.evaluate("() => JSON.parse(JSON.stringify(window.streamwiseMetrics || {}))")
@@ -62,7 +65,7 @@ def _assert_playing(viewer: Viewer) -> dict[str, Any]:
     viewer.page.wait_for_function(f"() => window.streamwiseMetrics.framesDecoded > {first}", timeout=5_000)
     m = viewer.metrics()
     assert m["framesDecoded"] > first, "frames must keep advancing"
-    assert m.get("ttffSeconds") is not None
+    assert 0 < m["ttffSeconds"] < time.monotonic() - viewer.opened, m
     viewer.wait("() => (window.streamwiseMetrics?.totalSamplesReceived || 0) > 0"
                 " || window.streamwiseMetrics?.firstAudioSeconds != null", "no audio received")
     return viewer.metrics()
@@ -90,8 +93,8 @@ def test_a_watch_plays_live(browser, base_url: str, client: httpx.Client, sessio
     session["viewers"].append(viewer)
     page = viewer.page
     episode_id = page.evaluate("() => window.STREAMWISE.episode")
-    assert episode_id
     session["episode"] = episode_id
+    assert _episode(client, episode_id)["topic"] == TOPIC, "the page created the episode it asked for"
     page.wait_for_url(f"{base_url}/watch/{episode_id}", timeout=5_000)  # the player rewrites /watch?topic=...
     assert page.locator("#title").inner_text() == TOPIC
 
@@ -120,7 +123,7 @@ def test_a_watch_plays_live(browser, base_url: str, client: httpx.Client, sessio
     episode = _poll(lambda: _episode(client, episode_id), reported, timeout=10)
     assert reported(episode), episode["viewer_stats"]
     report = next(s for s in episode["viewer_stats"] if s.get("viewer") == viewer_id)
-    assert report.get("ttffSeconds") is not None and report.get("totalSamplesReceived", 0) > 0
+    assert report["ttffSeconds"] == m["ttffSeconds"] and report.get("totalSamplesReceived", 0) > 0
     assert episode["viewers"] == 1
     assert episode["stalls"]["viewer_reports"] >= 1
     assert page.locator("#state").inner_text() in ("playing", "ended")

@@ -4,11 +4,13 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
 from bench.harness import start_server
+from pipelines.config import load_deployment
 from pipelines.plan.cpu import child_pids
 
 pytestmark = pytest.mark.models
@@ -17,7 +19,7 @@ pytestmark = pytest.mark.models
 def _drawing_children(pid: int) -> list[int]:
     out = []
     for child in child_pids(pid):
-        cmdline = open(f"/proc/{child}/cmdline", "rb").read().replace(b"\0", b" ")
+        cmdline = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
         if b"spawn_main" in cmdline:
             out.append(int(child))
     return out
@@ -28,7 +30,8 @@ def test_killed_drawing_process_is_replaced_and_the_episode_finishes(tmp_path):
     try:
         server.wait_ready()
         workers = _drawing_children(server.process.pid)
-        assert workers, "video drawing runs in worker processes"
+        pools = load_deployment().tasks["video"].pools
+        assert len(workers) == sum(p.workers for p in pools), "video drawing runs in worker processes, one per worker"
         with httpx.Client(base_url=server.url, timeout=30) as client:
             episode = client.post("/api/episodes", json={"topic": "how tides work", "duration_s": 30}).json()["id"]
             deadline = time.monotonic() + 60

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import soxr
@@ -102,7 +103,7 @@ class PiperSpeech:
         pcm = soxr.resample(audio, rate, CLOCK_RATE).astype(np.float32)
         scale = CLOCK_RATE / rate
         timed = [
-            TimedPhoneme(p.phoneme, int(round(p.start * scale)), int(round(p.end * scale)))
+            TimedPhoneme(p.phoneme, round(p.start * scale), round(p.end * scale))
             for p in phonemes
         ]
         return Speech(pcm=pcm, phonemes=timed)

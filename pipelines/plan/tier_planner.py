@@ -21,8 +21,9 @@ Every decision is kept with its reason for the timeline.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Collection
+from typing import Any
 
 from models.protocols import Quality
 from pipelines.plan.cpu import CpuMeter
@@ -58,7 +59,7 @@ class CostModel:
         #: profile's fitted fixed cost.
         self._cold = {k: max(0.0, v) for k, v in (cold_s or {}).items()}
         #: How much faster a segment is drawn split over k workers than on one, per tier (the
-        #: profile's ``parallel``): on two shared cores, well under k.
+        #: profile's ``parallel``): where the workers share cores, well under k.
         self._speedup = {tier: {int(k): v for k, v in by_k.items()} for tier, by_k in (speedup or {}).items()}
 
     def rtf(self, tier: str) -> float:

@@ -99,7 +99,7 @@ class Mp4Writer:
             return
         try:
             self.container.close()
-        except Exception:  # noqa: BLE001 - the file is discarded anyway
+        except Exception:  # noqa: BLE001, S110 - the file is discarded anyway
             pass
         if self._tmp is not None:
             self._tmp.unlink(missing_ok=True)

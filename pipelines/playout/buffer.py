@@ -3,7 +3,7 @@
 Segments land in the buffer in timeline order as the runtime finishes them. Each
 viewer has a playhead that starts at 0 (every viewer sees the episode from its
 start) and is advanced by the audio track only: video reads the frame under the
-same playhead, so the two tracks cannot drift apart (DESIGN.md, principle 1).
+same playhead, so the two tracks cannot drift apart (docs/design.md, principle 1).
 When the content under the playhead is not there yet, the playhead holds still,
 the tracks play filler (silence and the title card) and a stall is counted; when
 the content arrives, playback resumes where it stopped: nothing is skipped.
@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import bisect
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -62,7 +62,7 @@ class PlayoutBuffer:
         event = self._changed
         try:
             await asyncio.wait_for(event.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     def segment_at(self, pos: int) -> ReadySegment | None:
@@ -111,7 +111,7 @@ class PlayheadStats:
     played_samples: int = 0
 
     def to_dict(self) -> dict[str, float | int | None]:
-        rel = lambda t: None if t is None else round(t - self.started_at, 3)  # noqa: E731
+        rel = lambda t: None if t is None else round(t - self.started_at, 3)
         return {
             "first_content_s": rel(self.first_content_at),
             "first_speech_s": rel(self.first_speech_at),

@@ -44,7 +44,7 @@ def seconds(samples: int) -> float:
 
 
 def to_samples(seconds_: float) -> int:
-    return int(round(seconds_ * CLOCK_RATE))
+    return round(seconds_ * CLOCK_RATE)
 
 
 def fit_audio(pcm: np.ndarray, n_samples: int) -> np.ndarray:

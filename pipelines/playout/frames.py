@@ -3,11 +3,11 @@
 Raw I420 at 360p is 346 KB a frame: a 30-minute episode would hold 15 GB. Each
 plane (Y, U, V) is compressed separately, so no JPEG block straddles two planes,
 which would bleed colour. Compressing runs on the video worker that drew the
-frames; decompressing costs about a millisecond when a viewer's track reads one.
+frames; a viewer's track decompresses only the frame it reads.
 """
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -22,11 +22,11 @@ class FrameList(Sequence[np.ndarray]):
         self._quality = jpeg_quality
 
     @classmethod
-    def raw(cls, frames: list[np.ndarray]) -> "FrameList":
+    def raw(cls, frames: list[np.ndarray]) -> FrameList:
         return cls(list(frames), frames[0].shape if frames else None, None)
 
     @classmethod
-    def compress(cls, frames: list[np.ndarray], jpeg_quality: int = 90) -> "FrameList":
+    def compress(cls, frames: list[np.ndarray], jpeg_quality: int = 90) -> FrameList:
         if not frames:
             return cls([], None, jpeg_quality)
         rows, cols = frames[0].shape
@@ -41,7 +41,7 @@ class FrameList(Sequence[np.ndarray]):
         return cls(items, (rows, cols), jpeg_quality)
 
     @classmethod
-    def join(cls, parts: Sequence["FrameList"]) -> "FrameList":
+    def join(cls, parts: Sequence[FrameList]) -> FrameList:
         """One list from consecutive parts drawn by different workers (same kind and shape)."""
         parts = [p for p in parts if len(p)]
         if not parts:

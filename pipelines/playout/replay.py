@@ -5,6 +5,7 @@ transcript work as they did when the episode was generated.
 """
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 import av
@@ -39,7 +40,7 @@ def segments_from_archive(path: str, quality: Quality, transcript_segments: list
     starts = [int(s["start"]) for s in transcript_segments]
     bounds = ([0] if not starts or starts[0] > 0 else []) + starts + [total]
     out: list[ReadySegment] = []
-    for i, (start, end) in enumerate(zip(bounds, bounds[1:])):
+    for i, (start, end) in enumerate(pairwise(bounds)):
         if end <= start:
             continue
         meta = next((s for s in transcript_segments if int(s["start"]) == start), None)

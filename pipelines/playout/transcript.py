@@ -11,7 +11,7 @@ from pipelines.segments import ReadySegment
 
 
 def _ts(samples: int) -> str:
-    ms = int(round(samples * 1000 / CLOCK_RATE))
+    ms = round(samples * 1000 / CLOCK_RATE)
     h, rem = divmod(ms, 3_600_000)
     m, rem = divmod(rem, 60_000)
     s, ms = divmod(rem, 1000)

@@ -15,11 +15,12 @@ import multiprocessing
 import os
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Sequence
+from typing import Any
 
-from models.protocols import Quality
+from models.protocols import Animator, Quality
 from pipelines.config import Deployment, PoolSpec
 from pipelines.stages.drawing import Drawer, DrawJob, Drawn, draw_with, prepare
 
@@ -45,7 +46,7 @@ class ThreadDrawer:
         pass
 
 
-_animator: Any = None
+_animator: Animator | None = None
 #: Test hook: this worker process sleeps this many times its drawing time after each job (0: none).
 _slowdown = 0.0
 
@@ -117,7 +118,7 @@ class ProcessDrawer:
 
     def pid(self) -> int | None:
         pool = self._pool
-        procs = list((pool._processes or {}).values()) if pool is not None else []  # noqa: SLF001
+        procs = list((pool._processes or {}).values()) if pool is not None else []
         return procs[0].pid if procs else None
 
     def set_slowdown(self, factor: float) -> int:
@@ -150,7 +151,7 @@ class ProcessDrawer:
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None:
-            processes = list((pool._processes or {}).values())  # noqa: SLF001
+            processes = list((pool._processes or {}).values())
             pool.shutdown(wait=False, cancel_futures=True)
             for process in processes:  # the executor's own shutdown may not finish before exit
                 process.terminate()

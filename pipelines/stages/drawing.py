@@ -6,8 +6,9 @@ these, and none of them imports another to get them.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 from models.protocols import Animator, Quality, SceneInfo, VisualSegment
 from pipelines.playout.frames import FrameList

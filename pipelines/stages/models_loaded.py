@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from models.protocols import Animator, ScriptWriter, SpeechSynthesiser
 from models.registry import load_adapter
 from pipelines.config import Deployment, Workflow
 
@@ -14,9 +15,9 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class LoadedModels:
-    writer: Any
-    speech: Any
-    animator: Any
+    writer: ScriptWriter
+    speech: SpeechSynthesiser
+    animator: Animator
     load_s: dict[str, float] = field(default_factory=dict)
 
 

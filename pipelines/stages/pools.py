@@ -26,11 +26,17 @@ import math
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pipelines.spans import Span, Timeline
+
+if TYPE_CHECKING:
+    from pipelines.config import Deployment
+    from pipelines.plan.stage_profiles import Profile
+    from pipelines.stages.drawing import Drawer
 
 T = TypeVar("T")
 Order = Literal["edf", "fifo"]
@@ -62,10 +68,10 @@ class Slot:
     name: str
     pool: str
     speed: float = 1.0
-    drawer: Any = None
+    drawer: Drawer | None = None
     #: (predicted seconds at speed 1, monotonic start) of the job it runs, if any.
     running: tuple[float, float] | None = None
-    job: Any = None
+    job: _Job | None = None
     alpha: float = 0.5
 
     def observe(self, predicted_s: float, took_s: float) -> None:
@@ -333,8 +339,8 @@ class StagePools:
 
         #: Drawing cost per tier at speed 1 (the profile); slots measure their own speed against it.
         self.video_costs = CostModel(video_costs or {}, cold_costs, split_speedup)
-        #: The measured profile the deployment names (pipelines.plan.stage_profiles.Profile), if any.
-        self.profile: Any = None
+        #: The measured profile the deployment names, if any.
+        self.profile: Profile | None = None
         from pipelines.plan.cpu import CpuMeter
 
         #: How busy the machine is, shared by every episode's planner.
@@ -352,11 +358,11 @@ class StagePools:
         return min((episode.lead_s() for episode in list(self.generating)), default=math.inf)
 
     @property
-    def drawers(self) -> list[Any]:
+    def drawers(self) -> list[Drawer]:
         return [s.drawer for s in self.video.slots if s.drawer is not None]
 
     @classmethod
-    def for_deployment(cls, deployment: Any) -> "StagePools":
+    def for_deployment(cls, deployment: Deployment) -> StagePools:
         """Pools sized and ordered as the deployment says, with its measured drawing costs."""
         costs = {t.name: t.rtf for t in deployment.quality.ladder}
         cold: dict[str, float] = {}
@@ -385,7 +391,7 @@ class StagePools:
                     split_speedup=profile.parallel if profile is not None else None)
         pools.profile = profile
         if slots:
-            # Start every worker now (spawning a process takes a second), not on the first request.
+            # Start every worker here (spawning a process is slow), not on the first request.
             pools.video.on_each_worker(lambda: current_slot().drawer.warm_up())  # type: ignore[union-attr]
         return pools
 

@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # Before Ray is imported: no usage statistics sent anywhere.
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -42,6 +42,11 @@ import ray.exceptions as rex
 
 from pipelines.playout.frames import FrameList
 from pipelines.stages.drawing import DrawJob, Drawn, draw_with
+
+if TYPE_CHECKING:
+    from ray.actor import ActorHandle
+
+    from pipelines.config import PoolSpec, RaySpec
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +61,11 @@ MAX_RETRIES = 2
 MIN_OBJECT_STORE_MB = 76
 #: Attempts to join a cluster through Ray Client before the server gives up. The
 #: cluster's client proxy forks a server per client from a process full of gRPC threads,
-#: and that child now and then dies of SIGSEGV before it runs (3 of about 25 joins on a busy
-#: 2-core machine); the next fork works.
+#: and that child sometimes dies of SIGSEGV before it runs, more often on a busy machine;
+#: the next fork works.
 CLIENT_ATTEMPTS = 3
-#: Seconds before the second attempt (doubled for each after): the proxy frees the dead
-#: child's port when it notices, within a second.
+#: Seconds before the second attempt (doubled for each after): long enough for the proxy
+#: to notice the dead child and free its port.
 CLIENT_RETRY_S = 2.0
 #: What the proxy answers when the per-client server it forked died before it ran, or
 #: before it answered.
@@ -75,7 +80,7 @@ _owned = False
 _live_drawers = 0
 
 
-def connect(spec: Any) -> None:
+def connect(spec: RaySpec) -> None:
     """Connect this process to Ray once: the cluster at ``spec.address``, or a new local one.
 
     ``spec`` is the deployment's ``RaySpec``. A local cluster gets ``spec.num_cpus``
@@ -147,7 +152,7 @@ def disconnect() -> None:
 
 
 @contextmanager
-def keep_connected(spec: Any) -> Iterator[None]:
+def keep_connected(spec: RaySpec) -> Iterator[None]:
     """Stay on Ray (a local cluster stays up) while pools come and go inside (benchmarks)."""
     connect(spec)
     _drawer_started()
@@ -282,7 +287,7 @@ class RayDrawer:
     #: Seconds a new actor may take to be placed, load its model and warm up.
     start_timeout_s = 100.0
 
-    def __init__(self, pool: Any, adapter: str, params: dict[str, Any], spec: Any, index: int,
+    def __init__(self, pool: PoolSpec, adapter: str, params: dict[str, Any], spec: RaySpec, index: int,
                  qualities: tuple = ()) -> None:
         self.pool = pool
         self.qualities = tuple(qualities)
@@ -298,7 +303,7 @@ class RayDrawer:
         #: pid, node_id and host of the current actor once it is up.
         self.placement: dict[str, Any] | None = None
         self._lock = threading.Lock()
-        self._actor: Any = None
+        self._actor: ActorHandle | None = None
         self._generation = 0
         self._closed = False
         self._base_name = f"sw-video-{pool.name}-{index}-{socket.gethostname()}-{os.getpid()}"
@@ -323,7 +328,7 @@ class RayDrawer:
             opts["resources"] = dict(self.pool.resources)
         return opts
 
-    def _current(self) -> Any:
+    def _current(self) -> ActorHandle:
         with self._lock:
             if self._closed:
                 raise RuntimeError(f"the Ray drawer {self._base_name} is shut down")
@@ -334,7 +339,7 @@ class RayDrawer:
                     self.adapter, self.params, self.pool.nice, self.qualities)
             return self._actor
 
-    def _wait_ready(self, actor: Any) -> None:
+    def _wait_ready(self, actor: ActorHandle) -> None:
         try:
             self.placement = ray.get(actor.ready.remote(), timeout=self.start_timeout_s)
         except rex.GetTimeoutError:
@@ -357,7 +362,7 @@ class RayDrawer:
                         "its actors wait until nodes with them join", self.pool.name, short,
                         {k: have.get(k, 0.0) for k in short})
 
-    def _replace(self, actor: Any) -> None:
+    def _replace(self, actor: ActorHandle) -> None:
         with self._lock:
             if self._actor is actor:
                 self._actor = None
@@ -365,7 +370,7 @@ class RayDrawer:
             ray.kill(actor, no_restart=True)
 
     @property
-    def actor(self) -> Any:
+    def actor(self) -> ActorHandle | None:
         """The current actor handle (tests kill it to check the retry)."""
         return self._actor
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
 
 import numpy as np
 
@@ -174,7 +174,7 @@ class EpisodeRuntime:
                 elif isinstance(event, ScriptEnd):
                     self.end_reason = event.reason
                     break
-        except Exception as exc:  # noqa: BLE001 - surfaced as an episode error
+        except Exception as exc:
             raise EpisodeError(f"script stage failed: {exc}") from exc
         finally:
             close = getattr(stream, "close", None)
@@ -223,7 +223,7 @@ class EpisodeRuntime:
                 await out.put(voiced)
         except EpisodeError:
             raise
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise EpisodeError(f"speech stage failed: {exc}") from exc
         finally:
             self._speech_end = cursor
@@ -291,14 +291,15 @@ class EpisodeRuntime:
                     timeline=self.timeline,
                     segment=voiced.seg.index,
                     tier=quality.name,
-                    media_s=lambda _f, share=(bounds[k + 1] - bounds[k]) / max(1, n_frames): voiced.media_s * share,
+                    # The default binds this part's share now, not the last k's.
+                    media_s=lambda _f, share=(bounds[k + 1] - bounds[k]) / max(1, n_frames): voiced.media_s * share,  # noqa: B008
                     note=f"part {k + 1}/{parts}" if parts > 1 else "",
                     deadline=self._queue_key(voiced.start),
                     cost_s=cost,
                 )
                 for k in range(parts)
             ))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise EpisodeError(f"video stage failed on segment {voiced.seg.index}: {exc}") from exc
         frames = pieces[0] if parts == 1 else FrameList.join(pieces)
         self.progress.rendered += 1

@@ -1,6 +1,6 @@
 """Cut dialogue lines into segments: one speaker, a few seconds of speech each.
 
-The segment is the unit of work, scheduling and adaptation (DESIGN.md, principle 2):
+The segment is the unit of work, scheduling and adaptation (docs/design.md, principle 2):
 short enough that the first one is voiced and drawn quickly, long enough that
 per-task overhead stays small. Cuts fall on sentence ends first, then on clause
 boundaries, and only as a last resort between words.

@@ -2,13 +2,12 @@
 
 The profile measures each stage alone. A live episode also pays for the event
 loop's pacing, WebRTC packetization and encryption, the JPEG round trip of every
-frame and the archive's container: on the reference machine one episode at the
-floor tier with one viewer kept 0.64 cores busy, where the profile's stages add up
-to 0.36. Admission planned with that sum and let in episodes that then made every
-viewer wait.
+frame and the archive's container, which together cost far more than the stages'
+sum (docs/benchmarks.md): planning with that sum would let in episodes that then
+make every viewer wait.
 
 :class:`CostLearner` learns the two figures admission plans with from the
-server process's CPU seconds over 10 s windows, one at a time, so that neither can
+server process's CPU seconds over windows of several seconds, one at a time, so that neither can
 be mistaken for the other (generation and viewing mostly run together, and a joint
 fit of the two split their sum at random):
 
