@@ -130,17 +130,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from server.access import AccessConfigError, AccessPolicy
     from server.app import create_app
-    from server.state import Settings, parse_ice_servers
+    from server.state import Settings, parse_ice_servers, parse_share_ttl
 
     load_deployment(args.deploy, load_workflow(args.workflow))  # fail fast on a bad config
     try:
         access = AccessPolicy.from_env(dict(os.environ), args.host)
         ice_servers = parse_ice_servers(os.environ.get("STREAMWISE_ICE_SERVERS", ""))
+        share_ttl_s = parse_share_ttl(os.environ.get("STREAMWISE_SHARE_TTL_S", ""))
     except (AccessConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     settings = Settings(workflow=Path(args.workflow), deployment=Path(args.deploy), media_dir=Path(args.media_dir),
-                        host=args.host, port=args.port, access=access, ice_servers=ice_servers)
+                        host=args.host, port=args.port, access=access, ice_servers=ice_servers,
+                        share_ttl_s=share_ttl_s)
     print(f"StreamWise: loading models, then serving on http://{args.host}:{args.port}/", flush=True)
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
     return 0

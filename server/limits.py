@@ -1,7 +1,9 @@
-"""A cap on request body size, enforced before the body is read into memory."""
+"""Limits on what clients send: the request body size (before it is read) and a per-key rate of reports."""
 from __future__ import annotations
 
 import json
+import math
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -69,3 +71,38 @@ class _TooLarge(HTTPException):
 
     def __init__(self, max_bytes: int) -> None:
         super().__init__(413, f"request body is larger than {max_bytes} bytes")
+
+
+#: Viewer reports one connection may send per second, sustained, and in one burst.
+REPORTS_PER_S = 1.0
+REPORT_BURST = 5
+
+
+class RateLimiter:
+    """A token bucket per key (a viewer's connection): ``take`` answers None, or seconds to wait.
+
+    Keys idle long enough to have a full bucket are forgotten, so the table stays small.
+    """
+
+    def __init__(self, rate_per_s: float, burst: int, max_keys: int = 10_000) -> None:
+        self.rate = rate_per_s
+        self.burst = burst
+        self.max_keys = max_keys
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
+
+    def take(self, key: str, now: float | None = None) -> int | None:
+        now = time.monotonic() if now is None else now
+        tokens, at = self._buckets.get(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - at) * self.rate)
+        if tokens < 1.0:
+            self._buckets[key] = (tokens, now)
+            return max(1, math.ceil((1.0 - tokens) / self.rate))
+        self._buckets[key] = (tokens - 1.0, now)
+        if len(self._buckets) > self.max_keys:
+            self._forget(now)
+        return None
+
+    def _forget(self, now: float) -> None:
+        full_after = self.burst / self.rate
+        for key in [k for k, (_, at) in self._buckets.items() if now - at >= full_after]:
+            del self._buckets[key]

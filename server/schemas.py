@@ -6,6 +6,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipelines.config import Policy
+from server.episodes.episode import Visibility
+from server.shares import MAX_TTL_S
 
 
 class EpisodeCreate(BaseModel):
@@ -18,6 +20,9 @@ class EpisodeCreate(BaseModel):
     policy: Policy | None = Field(
         None, description="Quality policy for this episode (default: the deployment's), for comparisons")
     wait: bool = Field(False, description="When the server is at capacity, queue the episode instead of a 503")
+    visibility: Visibility = Field(
+        "unlisted", description="public: listed for everyone; unlisted: plays for anyone with the link; "
+                                "private: only its owner, admins and share links")
 
     @field_validator("topic")
     @classmethod
@@ -52,3 +57,10 @@ class ViewerStats(BaseModel):
     playedSeconds: float | None = Field(None, ge=0)
     avSkewMs: float | None = None
     framesPerSecond: float | None = Field(None, ge=0)
+
+
+class ShareCreate(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)
+
+    ttl_s: float | None = Field(None, ge=1, le=MAX_TTL_S,
+                                description="Seconds the link stays valid (default: the server's, STREAMWISE_SHARE_TTL_S)")

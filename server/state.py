@@ -25,6 +25,8 @@ from pipelines.config import (
 from pipelines.stages.pools import StagePools
 from server.access import AccessPolicy
 from server.episodes.manager import MIN_FREE_MB, Episode, EpisodeManager
+from server.limits import REPORT_BURST, REPORTS_PER_S, RateLimiter
+from server.shares import DEFAULT_TTL_S, MAX_TTL_S
 from server.transport.webrtc import WebRTCGateway
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,8 @@ class Settings:
     ice_servers: list[dict[str, Any]] | None = None
     #: None: from STREAMWISE_API_KEYS and friends (see server/access.py).
     access: AccessPolicy | None = None
+    #: How long a share link lasts unless its request says (STREAMWISE_SHARE_TTL_S).
+    share_ttl_s: float = DEFAULT_TTL_S
 
 
 class ServerState:
@@ -57,6 +61,8 @@ class ServerState:
         self.access = settings.access or AccessPolicy.from_env(dict(os.environ), settings.host)
         #: The still card shown to viewers waiting for an episode, per (episode id, title).
         self.filler_cache: dict[tuple[str, str], np.ndarray] = {}
+        #: Viewers' reports (stats, and later questions), limited per connection.
+        self.reports = RateLimiter(REPORTS_PER_S, REPORT_BURST)
 
     async def load(self) -> None:
         from pipelines.stages.models_loaded import load_models
@@ -110,3 +116,16 @@ def parse_ice_servers(text: str) -> list[dict[str, Any]]:
         if extra:
             raise ValueError(f"STREAMWISE_ICE_SERVERS: unknown keys {sorted(extra)}; allowed: {sorted(allowed)}")
     return servers
+
+
+def parse_share_ttl(text: str) -> float:
+    """STREAMWISE_SHARE_TTL_S: seconds a share link lasts by default (empty: a day)."""
+    if not text.strip():
+        return DEFAULT_TTL_S
+    try:
+        ttl = float(text)
+    except ValueError:
+        raise ValueError(f"STREAMWISE_SHARE_TTL_S: {text!r} is not a number of seconds") from None
+    if not 1 <= ttl <= MAX_TTL_S:
+        raise ValueError(f"STREAMWISE_SHARE_TTL_S: {ttl:g} s is out of range; allowed: 1 to {MAX_TTL_S} seconds")
+    return ttl

@@ -11,7 +11,16 @@ from fastapi import HTTPException
 from starlette.requests import Request
 
 from bench.harness import REPO_ROOT, start_server
-from server.access import AccessConfigError, AccessPolicy, is_loopback, key_id
+from server.access import (
+    LOCAL,
+    AccessConfigError,
+    AccessPolicy,
+    ApiKey,
+    Principal,
+    is_loopback,
+    key_id,
+    parse_keys,
+)
 
 KEY = "k" * 24
 
@@ -29,23 +38,49 @@ def test_open_only_on_loopback():
         AccessPolicy.from_env({}, "0.0.0.0")
     with pytest.raises(AccessConfigError, match="at least 16"):
         AccessPolicy.from_env({"STREAMWISE_API_KEYS": "short"}, "127.0.0.1")
-    assert AccessPolicy.from_env({"STREAMWISE_API_KEYS": KEY}, "0.0.0.0").keys == (KEY,)
+    assert AccessPolicy.from_env({"STREAMWISE_API_KEYS": KEY}, "0.0.0.0").keys == (ApiKey(Principal(key_id(KEY)), KEY),)
 
 
 def test_identify_needs_a_valid_key():
-    policy = AccessPolicy(keys=(KEY,))
+    policy = AccessPolicy(keys=parse_keys(KEY))
     with pytest.raises(HTTPException) as err:
         policy.identify(_request())
     assert err.value.status_code == 401
     with pytest.raises(HTTPException) as err:
         policy.identify(_request({"Authorization": "Bearer " + "x" * 24}))
     assert err.value.status_code == 403
-    assert policy.identify(_request({"Authorization": f"Bearer {KEY}"})) == key_id(KEY)
-    assert policy.identify(_request(query=f"key={KEY}")) == key_id(KEY)
+    assert policy.identify(_request({"Authorization": f"Bearer {KEY}"})) == Principal(key_id(KEY), "client")
+    assert policy.identify(_request(query=f"key={KEY}")) == Principal(key_id(KEY), "client")
+
+
+def test_named_keys_with_roles():
+    keys = parse_keys(f"alice:client:{'a' * 20}, ops:admin:{'o' * 20},{KEY}")
+    assert [k.principal for k in keys] == [Principal("alice", "client"), Principal("ops", "admin"), Principal(key_id(KEY))]
+    policy = AccessPolicy(keys=keys)
+    assert policy.caller(_request()) is None
+    assert policy.caller(_request({"Authorization": f"Bearer {'o' * 20}"})).admin
+    with pytest.raises(HTTPException) as err:
+        policy.require_admin(_request({"Authorization": f"Bearer {'a' * 20}"}))
+    assert err.value.status_code == 403 and "admin" in err.value.detail
+    assert AccessPolicy().caller(_request()) == LOCAL and LOCAL.admin  # open mode: one principal, all rights
+
+
+@pytest.mark.parametrize("text, message", [
+    (f"alice:owner:{'a' * 20}", "role 'owner'; allowed: client, admin"),
+    (f"al ice:client:{'a' * 20}", "name 'al ice'"),
+    (f"alice:client:{'a' * 20},alice:admin:{'b' * 20}", "'alice' is used twice"),
+    ("alice:client:short", "entry 1, alice, is shorter"),
+    (f"alice:{'a' * 20}", "expected 'secret' or 'name:role:secret'"),
+])
+def test_bad_key_entries_are_named_without_their_secret(text: str, message: str):
+    with pytest.raises(AccessConfigError) as err:
+        parse_keys(text)
+    assert message in str(err.value)
+    assert "a" * 20 not in str(err.value) and "b" * 20 not in str(err.value)
 
 
 def test_rate_limit_and_concurrency_cap():
-    policy = AccessPolicy(keys=(KEY,), creates_per_minute=2, max_concurrent=1)
+    policy = AccessPolicy(keys=parse_keys(KEY), creates_per_minute=2, max_concurrent=1)
     policy.admit_create("a", generating=0)
     with pytest.raises(HTTPException) as err:
         policy.admit_create("a", generating=1)
@@ -87,12 +122,13 @@ def test_keys_protect_creating_and_deleting(tmp_path):
 
 @pytest.mark.models
 def test_keys_protect_metrics_and_dashboard_stream(tmp_path):
-    server = start_server(tmp_path, env={"STREAMWISE_API_KEYS": KEY})
+    server = start_server(tmp_path, env={"STREAMWISE_API_KEYS": f"{KEY},ops:admin:{'o' * 24}"})
     try:
         server.wait_ready()
         with httpx.Client(base_url=server.url, timeout=30) as client:
             assert client.get("/metrics").status_code == 401
-            r = client.get("/metrics", headers={"Authorization": f"Bearer {KEY}"})
+            assert client.get("/metrics", headers={"Authorization": f"Bearer {KEY}"}).status_code == 403  # a client's
+            r = client.get("/metrics", headers={"Authorization": f"Bearer {'o' * 24}"})
             assert r.status_code == 200 and "streamwise_active_episodes" in r.text
             with client.stream("GET", "/api/dashboard/stream") as stream:
                 assert stream.status_code == 401

@@ -255,12 +255,12 @@ def test_metrics_never_carry_a_whole_episode_id() -> None:
 def test_the_dashboard_stream_needs_a_key_when_keys_are_configured() -> None:
     from fastapi.testclient import TestClient
 
-    from server.access import AccessPolicy
+    from server.access import AccessPolicy, parse_keys
     from server.app import create_app
     from server.state import Settings
 
     key = "k" * 24
-    client = TestClient(create_app(Settings(access=AccessPolicy(keys=(key,)))))  # no lifespan: no models
+    client = TestClient(create_app(Settings(access=AccessPolicy(keys=parse_keys(f"ops:admin:{key}")))))  # no lifespan: no models
     assert client.get("/api/dashboard/stream").status_code == 401
     assert client.get("/api/dashboard/stream", params={"key": "x" * 24}).status_code == 403
     assert client.get("/dashboard").status_code == 200  # the page itself holds no data

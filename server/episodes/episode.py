@@ -8,7 +8,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from models.protocols import CLOCK_RATE
 from pipelines.playout.buffer import PlayoutBuffer
@@ -16,8 +16,13 @@ from pipelines.playout.transcript import TranscriptBuilder
 from pipelines.segments import EpisodeRequest
 from pipelines.spans import Timeline
 from pipelines.stages.runtime import EpisodeRuntime
+from server.shares import Share
 
 STATUSES = ("queued", "generating", "finished", "failed", "cancelled", "interrupted")
+
+#: Who may watch an episode and where it is listed (server/ownership.py).
+Visibility = Literal["private", "unlisted", "public"]
+VISIBILITIES: tuple[Visibility, ...] = ("private", "unlisted", "public")
 
 
 @dataclass
@@ -44,8 +49,11 @@ class Episode:
     viewer_stats: list[dict[str, Any]] = field(default_factory=list)
     #: Loaded from the store after a restart: the buffer is rebuilt from the archive on demand.
     restored: bool = False
-    #: The key id that created it (server/access.py), for per-key caps.
-    owner: str = "local"
+    #: The principal that created it (server/access.py); None: admins only (records from before owners).
+    owner: str | None = "local"
+    visibility: Visibility = "unlisted"
+    #: Its share links, revoked ones included (server/shares.py).
+    shares: list[Share] = field(default_factory=list)
     _replay_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def record(self) -> dict[str, Any]:
@@ -57,6 +65,8 @@ class Episode:
                         "policy": self.request.policy},
             "created_at": self.created_wall,
             "owner": self.owner,
+            "visibility": self.visibility,
+            "shares": [share.to_dict() for share in self.shares],
             "status": self.status,
             "error": self.error,
             "title": self.title,
@@ -97,6 +107,7 @@ class Episode:
             "policy": self.request.policy,
             "status": self.status,
             "error": self.error,
+            "visibility": self.visibility,
             "created_at": self.created_wall,
             "progress": self.progress(),
             "startup": {

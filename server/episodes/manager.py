@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
 import secrets
 import shutil
 import time
@@ -25,9 +26,10 @@ from pipelines.stages.pools import StagePools
 from pipelines.stages.runtime import EpisodeRuntime
 from server.admission.gate import Verdict
 from server.episodes.admission_loop import AdmissionLoop
-from server.episodes.episode import Episode
+from server.episodes.episode import Episode, Visibility
 from server.episodes.restore import episode_from_record, settle
 from server.episodes.store import EpisodeStore, StoreError
+from server.shares import Share, ShareSigner, load_secret
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,7 @@ class EpisodeManager:
         # x264 encoding of the archive must never block the event loop that paces WebRTC.
         self._archive_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sw-archive")
         self._stopping = False
+        self.signer = ShareSigner(load_secret(media_dir, dict(os.environ)))
         self.admission = AdmissionLoop(deployment, pools, media_dir, self.episodes, self._start)
         self._restore()
 
@@ -149,16 +152,17 @@ class EpisodeManager:
                 f"{self.min_free_bytes // 2**20} MiB. Delete old episodes (DELETE /api/episodes/{{id}}) or free disk space."
             )
 
-    def create(self, request: EpisodeRequest, episode_id: str | None = None, owner: str = "local",
-               wait: bool = False) -> Episode:
-        """Start an episode, queue it (``wait``) when the server is full, or raise Overloaded."""
+    def create(self, request: EpisodeRequest, episode_id: str | None = None, owner: str | None = "local",
+               wait: bool = False, visibility: Visibility = "unlisted", shares: list[Share] | None = None) -> Episode:
+        """Start an episode for ``owner``, queue it (``wait``) when the server is full, or raise Overloaded."""
         self.check_disk()
         verdict = self.admit() if not self.queue else None
         if verdict is None or not verdict.admit:
             if not wait or self.admission.full:
                 raise Overloaded(verdict or self.admit(), queue_full=wait)
         episode_id = episode_id or secrets.token_urlsafe(12)
-        episode = Episode(id=episode_id, request=request, directory=self.media_dir / episode_id, owner=owner)
+        episode = Episode(id=episode_id, request=request, directory=self.media_dir / episode_id, owner=owner,
+                          visibility=visibility, shares=shares or [])
         episode.directory.mkdir(parents=True, exist_ok=True)
         episode.transcript.hosts = tuple(h.name for h in self.deployment.hosts)
         self.episodes[episode_id] = episode
@@ -180,13 +184,47 @@ class EpisodeManager:
         self._save(episode)
         episode.task = asyncio.create_task(self._produce(episode), name=f"episode-{episode.id}")
 
-    def rerun(self, episode_id: str) -> Episode:
-        """Generate an interrupted, failed or cancelled episode again, under the same id."""
+    def rerun(self, episode_id: str, by: str) -> Episode:
+        """Generate an interrupted, failed or cancelled episode again, under the same id, owner and links."""
         old = self.episodes[episode_id]
         if old.status in ("generating", "finished"):
             raise ValueError(f"episode {episode_id} is {old.status}; only interrupted, failed or cancelled episodes can be re-run")
         shutil.rmtree(old.directory, ignore_errors=True)
-        return self.create(old.request, episode_id=episode_id, owner=old.owner)
+        episode = self.create(old.request, episode_id=episode_id, owner=old.owner, visibility=old.visibility,
+                              shares=old.shares)
+        self.record_action(episode_id, by, "rerun")
+        return episode
+
+    # ------------------------------------------------------------------ audit and share links
+    def record_action(self, episode_id: str, by: str, action: str, detail: str = "") -> None:
+        """Keep who did what to an episode (the audit trail outlives the episode)."""
+        log.info("audit: %s %s by %s %s", action, episode_id, by, detail)
+        try:
+            self.store.audit(time.time(), by, action, episode_id, detail)
+        except StoreError:
+            log.exception("could not record %s of episode %s", action, episode_id)
+
+    def share(self, episode: Episode, by: str, ttl_s: float) -> tuple[Share, str]:
+        """A new share link for ``episode``: the share and its token."""
+        share = self.signer.new_share(by, ttl_s)
+        episode.shares.append(share)
+        self._save(episode)
+        self.record_action(episode.id, by, "share", f"{share.id} until {int(share.expires_at)}")
+        return share, self.signer.token(episode.id, share)
+
+    def revoke_share(self, episode: Episode, share_id: str, by: str) -> bool:
+        """Revoke one of the episode's share links; False if it has none by that id."""
+        for share in episode.shares:
+            if share.id == share_id and not share.revoked:
+                share.revoked = True
+                self._save(episode)
+                self.record_action(episode.id, by, "revoke-share", share_id)
+                return True
+        return False
+
+    def shared(self, episode: Episode, token: str | None) -> bool:
+        """The token is a valid share link of this episode."""
+        return self.signer.valid(episode.id, episode.shares, token)
 
     def get(self, episode_id: str) -> Episode | None:
         return self.episodes.get(episode_id)
@@ -194,10 +232,11 @@ class EpisodeManager:
     def list(self) -> list[Episode]:
         return sorted(self.episodes.values(), key=lambda e: e.created_wall, reverse=True)
 
-    async def delete(self, episode_id: str) -> bool:
+    async def delete(self, episode_id: str, by: str) -> bool:
         episode = self.episodes.pop(episode_id, None)
         if episode is None:
             return False
+        self.record_action(episode_id, by, "delete", episode.request.topic)
         if episode_id in self.queue:
             self.queue.remove(episode_id)
         if episode.task and not episode.task.done():

@@ -11,7 +11,8 @@ from typing import Any
 
 from pipelines.segments import EpisodeRequest
 from pipelines.spans import Span
-from server.episodes.episode import Episode
+from server.episodes.episode import VISIBILITIES, Episode
+from server.shares import Share
 
 
 def episode_from_record(rec: dict[str, Any], media_dir: Path, hosts: tuple[str, ...]) -> Episode:
@@ -31,7 +32,10 @@ def episode_from_record(rec: dict[str, Any], media_dir: Path, hosts: tuple[str, 
         finished_s=rec.get("finished_s"),
         viewer_stats=rec.get("viewer_stats") or [],
         restored=True,
-        owner=rec.get("owner", "local"),
+        # Records from before owners were kept have none: they are the admins' alone.
+        owner=rec.get("owner"),
+        visibility=rec.get("visibility") if rec.get("visibility") in VISIBILITIES else "unlisted",
+        shares=[Share.from_dict(s) for s in rec.get("shares") or []],
     )
     episode._restored_buffered_s = float(rec.get("buffered_s") or 0.0)
     tr = rec.get("transcript") or {}

@@ -20,6 +20,16 @@ CREATE TABLE IF NOT EXISTS episodes (
     record TEXT NOT NULL
 )
 """
+#: Who did what to which episode; rows outlive the episode they name (a deletion is kept).
+AUDIT_SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit (
+    at REAL NOT NULL,
+    principal TEXT NOT NULL,
+    action TEXT NOT NULL,
+    episode TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT ''
+)
+"""
 
 
 class StoreError(RuntimeError):
@@ -35,6 +45,7 @@ class EpisodeStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(SCHEMA)
+            self._db.execute(AUDIT_SCHEMA)
         except sqlite3.Error as exc:
             raise StoreError(f"{path}: cannot open the episode database: {exc}") from exc
         self._lock = threading.Lock()
@@ -65,6 +76,22 @@ class EpisodeStore:
     def delete(self, episode_id: str) -> None:
         with self._lock:
             self._db.execute("DELETE FROM episodes WHERE id = ?", (episode_id,))
+
+    def audit(self, at: float, principal: str, action: str, episode_id: str, detail: str = "") -> None:
+        """Record an action by its principal's name (never a key's secret)."""
+        try:
+            with self._lock:
+                self._db.execute("INSERT INTO audit (at, principal, action, episode, detail) VALUES (?, ?, ?, ?, ?)",
+                                 (at, principal, action, episode_id, detail))
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot record {action} of episode {episode_id}: {exc}") from exc
+
+    def audit_of(self, episode_id: str) -> list[dict[str, Any]]:
+        """The episode's audit trail, oldest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT at, principal, action, detail FROM audit WHERE episode = ? ORDER BY rowid",
+                                    (episode_id,)).fetchall()
+        return [{"at": at, "principal": who, "action": action, "detail": detail} for at, who, action, detail in rows]
 
     def close(self) -> None:
         with self._lock:

@@ -1,4 +1,8 @@
-"""``/api/episodes``: create, list, describe, delete and re-run episodes; their transcripts and timelines."""
+"""``/api/episodes``: create, list, describe, delete and re-run episodes; their transcripts and timelines.
+
+Reading follows the episode's visibility (server/ownership.py); deleting, re-running
+and the timeline are for its owner and admins. Others are told it does not exist.
+"""
 from __future__ import annotations
 
 from typing import Any, Literal
@@ -8,13 +12,15 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from server.episodes.manager import InsufficientStorage, Overloaded
 from server.observability.trace import chrome_trace
+from server.ownership import can_manage, listed
 from server.routes.deps import (
     StateDep,
     create_episode,
     describe,
-    episode_or_404,
+    manageable,
     manager_of,
     refused,
+    watchable,
 )
 from server.schemas import EpisodeCreate
 
@@ -23,63 +29,69 @@ router = APIRouter(prefix="/api/episodes", tags=["episodes"])
 
 @router.post("", status_code=201)
 async def post_episode(state: StateDep, body: EpisodeCreate, request: Request) -> JSONResponse:
-    episode = create_episode(state, body, state.access.identify(request))
+    who = state.access.identify(request)
+    episode = create_episode(state, body, who)
     # 202: queued, it starts when there is room (``queue_position`` says how soon).
     code = 202 if episode.status == "queued" else 201
-    return JSONResponse(describe(state, episode), status_code=code, headers={"Location": f"/api/episodes/{episode.id}"})
+    return JSONResponse(describe(state, episode, who), status_code=code, headers={"Location": f"/api/episodes/{episode.id}"})
 
 
 @router.get("")
-async def list_episodes(state: StateDep) -> dict[str, Any]:
-    return {"episodes": [describe(state, e) for e in manager_of(state).list()]}
+async def list_episodes(state: StateDep, request: Request) -> dict[str, Any]:
+    """Without a key, the public episodes; with one, those it may manage (an admin's: all)."""
+    who = state.access.caller(request)
+    return {"episodes": [describe(state, e, who) for e in manager_of(state).list() if listed(who, e)]}
 
 
 @router.get("/{episode_id}")
-async def get_episode(state: StateDep, episode_id: str) -> dict[str, Any]:
-    episode = episode_or_404(state, episode_id)
-    return describe(state, episode) | {"viewer_stats": episode.viewer_stats[-20:]}
+async def get_episode(state: StateDep, episode_id: str, request: Request) -> dict[str, Any]:
+    episode = watchable(state, request, episode_id)
+    who = state.access.caller(request)
+    out = describe(state, episode, who) | {"viewer_stats": episode.viewer_stats[-20:]}
+    if can_manage(who, episode):
+        out["audit"] = manager_of(state).store.audit_of(episode.id)
+    return out
 
 
 @router.delete("/{episode_id}", status_code=204)
 async def delete_episode(state: StateDep, episode_id: str, request: Request) -> PlainTextResponse:
-    state.access.identify(request)
-    episode_or_404(state, episode_id)
+    _, who = manageable(state, request, episode_id)
     await state.gateway.close_episode(episode_id)
-    await manager_of(state).delete(episode_id)
+    await manager_of(state).delete(episode_id, by=who.name)
     state.forget_fillers(episode_id)
     return PlainTextResponse("", status_code=204)
 
 
 @router.post("/{episode_id}/rerun", status_code=202)
 async def rerun_episode(state: StateDep, episode_id: str, request: Request) -> JSONResponse:
-    state.access.identify(request)
-    episode_or_404(state, episode_id)
+    _, who = manageable(state, request, episode_id)
     await state.gateway.close_episode(episode_id)
     try:
-        episode = manager_of(state).rerun(episode_id)
+        episode = manager_of(state).rerun(episode_id, by=who.name)
     except ValueError as exc:
         raise HTTPException(409, str(exc)) from None
     except (InsufficientStorage, Overloaded) as exc:
         raise refused(exc) from None
-    return JSONResponse(describe(state, episode), status_code=202)
+    return JSONResponse(describe(state, episode, who), status_code=202)
 
 
 @router.get("/{episode_id}/transcript")
-async def transcript(state: StateDep, episode_id: str) -> dict[str, Any]:
-    episode = episode_or_404(state, episode_id)
+async def transcript(state: StateDep, episode_id: str, request: Request) -> dict[str, Any]:
+    episode = watchable(state, request, episode_id)
     episode.transcript.title = episode.title
     return episode.transcript.to_json() | {"status": episode.status}
 
 
 @router.get("/{episode_id}/captions.vtt")
-async def captions(state: StateDep, episode_id: str) -> PlainTextResponse:
-    episode = episode_or_404(state, episode_id)
+async def captions(state: StateDep, episode_id: str, request: Request) -> PlainTextResponse:
+    episode = watchable(state, request, episode_id)
     return PlainTextResponse(episode.transcript.to_webvtt(), media_type="text/vtt")
 
 
 @router.get("/{episode_id}/timeline")
-async def timeline(state: StateDep, episode_id: str, format: Literal["json", "chrome"] = "json") -> JSONResponse:
-    episode = episode_or_404(state, episode_id)
+async def timeline(state: StateDep, episode_id: str, request: Request,
+                   format: Literal["json", "chrome"] = "json") -> JSONResponse:
+    episode, _ = manageable(state, request, episode_id)
     if format == "chrome":
         return JSONResponse(chrome_trace(episode.id, episode.title, episode.timeline.spans()),
                             headers={"Content-Disposition": f'attachment; filename="{episode.id}.trace.json"'})

@@ -40,8 +40,9 @@ async def readyz(state: StateDep) -> JSONResponse:
 
 
 @router.get("/api/admission")
-async def admission(state: StateDep) -> dict[str, Any]:
-    """Would a new episode be admitted now, and the load behind the answer."""
+async def admission(state: StateDep, request: Request) -> dict[str, Any]:
+    """Would a new episode be admitted now, and the load behind the answer (admins, when keys are set)."""
+    state.access.require_admin(request)
     mgr = manager_of(state)
     return mgr.admit().to_dict() | {"queued": len(mgr.queue), "costs": mgr.costs()}
 
@@ -49,10 +50,10 @@ async def admission(state: StateDep) -> dict[str, Any]:
 @router.get("/metrics", summary="Prometheus metrics")
 async def metrics(request: Request) -> Response:
     obs = request.app.state.observability
-    # With API keys configured, Prometheus sends one (monitoring/prometheus.yml: authorization).
+    # With API keys configured, Prometheus sends an admin one (monitoring/prometheus.yml: authorization).
     access = getattr(obs.state, "access", None)
     if access is not None:
-        access.identify(request)
+        access.require_admin(request)
     return Response(generate_latest(request.app.state.metrics_registry), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -61,11 +62,11 @@ async def metrics(request: Request) -> Response:
 @router.get("/api/dashboard/stream", include_in_schema=False)
 async def dashboard_stream(request: Request) -> StreamingResponse:
     hub: DashboardHub = request.app.state.dashboard_hub
-    # Snapshots carry titles and whole episode ids (which let anyone watch): with API
-    # keys configured (server/access.py) they need one, as a header or ?key=.
+    # Snapshots carry every episode's title and id: with API keys configured
+    # (server/access.py) they need an admin's, as a header or ?key=.
     access = getattr(hub.obs.state, "access", None)
     if access is not None:
-        access.identify(request)
+        access.require_admin(request)
     sub = hub.subscribe()
     if sub is None:
         raise HTTPException(503, f"too many open dashboards (at most {MAX_SUBSCRIBERS})", headers={"Retry-After": "10"})

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
 
-from server.routes.deps import StateDep, create_episode, episode_or_404
+from server.routes.deps import StateDep, create_episode, watchable
 from server.schemas import EpisodeCreate
 from server.state import WEB_DIR
 
@@ -48,10 +48,11 @@ async def watch_new(state: StateDep, request: Request, topic: str = "", duration
 
 
 @router.get("/watch/{episode_id}", response_class=HTMLResponse)
-async def watch_existing(state: StateDep, episode_id: str) -> HTMLResponse:
-    episode = episode_or_404(state, episode_id)
+async def watch_existing(state: StateDep, episode_id: str, request: Request, share: str | None = None) -> HTMLResponse:
+    episode = watchable(state, request, episode_id)
+    # The player passes the share link on to the API calls it makes for this episode.
     return page("watch.html", episode=episode.id, created=False, topic=episode.request.topic,
-                iceServers=state.settings.ice_servers or [])
+                iceServers=state.settings.ice_servers or [], share=share)
 
 
 @router.get("/dashboard", response_class=HTMLResponse)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import PlainTextResponse
 
 from models.protocols import Quality, SceneInfo
@@ -12,7 +12,7 @@ from pipelines.playout.buffer import Playhead
 from pipelines.playout.pixels import rgb_to_i420
 from server.episodes.episode import Episode
 from server.episodes.manager import EpisodeManager
-from server.routes.deps import StateDep, episode_or_404, manager_of
+from server.routes.deps import StateDep, manager_of, watchable
 from server.schemas import SessionDescription, ViewerStats
 from server.state import ServerState
 from server.transport.webrtc import InvalidOffer, Viewer
@@ -38,8 +38,8 @@ def waiting_card(state: ServerState, mgr: EpisodeManager, episode: Episode, qual
 
 
 @router.post("/{episode_id}/offer")
-async def offer(state: StateDep, episode_id: str, body: SessionDescription) -> dict[str, Any]:
-    episode = episode_or_404(state, episode_id)
+async def offer(state: StateDep, episode_id: str, body: SessionDescription, request: Request) -> dict[str, Any]:
+    episode = watchable(state, request, episode_id)
     mgr = manager_of(state)
     await mgr.ensure_playable(episode)
     quality = mgr.deployment.quality.stream_tier(episode.request.quality)
@@ -64,8 +64,14 @@ async def offer(state: StateDep, episode_id: str, body: SessionDescription) -> d
 
 
 @router.post("/{episode_id}/viewer-stats", status_code=204)
-async def viewer_stats(state: StateDep, episode_id: str, body: ViewerStats) -> PlainTextResponse:
-    episode = episode_or_404(state, episode_id)
+async def viewer_stats(state: StateDep, episode_id: str, body: ViewerStats, request: Request) -> PlainTextResponse:
+    episode = watchable(state, request, episode_id)
+    client = request.client
+    connection = body.viewer or (f"{client.host}:{client.port}" if client else "?")
+    retry = state.reports.take(f"{episode.id}/{connection}")
+    if retry is not None:
+        raise HTTPException(429, f"too many viewer reports from this connection; retry in {retry} s",
+                            headers={"Retry-After": str(retry)})
     report = body.model_dump(exclude_none=True)
     # One running report per viewer: replace that viewer's previous one.
     if body.viewer:

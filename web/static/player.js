@@ -3,6 +3,8 @@
 (function () {
   const cfg = window.STREAMWISE || {};
   const episode = cfg.episode;
+  // A share link's token goes with every call about this episode (private episodes need it).
+  const shareQuery = cfg.share ? `?share=${encodeURIComponent(cfg.share)}` : "";
   const video = document.getElementById("video");
   const unmute = document.getElementById("unmute");
   const stateEl = document.getElementById("state");
@@ -134,7 +136,7 @@
     // from our connectivity checks (peer-reflexive). Waiting for gathering only adds delay.
     if (cfg.iceWaitMs) await waitForIce(pc, cfg.iceWaitMs);
     mark("ice");
-    const res = await fetch(`/api/episodes/${episode}/offer`, {
+    const res = await fetch(`/api/episodes/${episode}/offer${shareQuery}`, {
       method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ sdp: pc.localDescription.sdp, type: pc.localDescription.type }),
     });
@@ -177,10 +179,10 @@
   function report(pc, final) {
     const body = JSON.stringify(Object.fromEntries(Object.entries(m).filter(([, x]) => x !== null && x !== undefined)));
     if (final && navigator.sendBeacon) {
-      navigator.sendBeacon(`/api/episodes/${episode}/viewer-stats`, new Blob([body], { type: "application/json" }));
+      navigator.sendBeacon(`/api/episodes/${episode}/viewer-stats${shareQuery}`, new Blob([body], { type: "application/json" }));
       return;
     }
-    fetch(`/api/episodes/${episode}/viewer-stats`, { method: "POST", headers: { "Content-Type": "application/json" }, body }).catch(() => {});
+    fetch(`/api/episodes/${episode}/viewer-stats${shareQuery}`, { method: "POST", headers: { "Content-Type": "application/json" }, body }).catch(() => {});
   }
   async function poll(pc) {
     const started = now();
