@@ -133,6 +133,9 @@ def test_operations_need_an_admin(client: httpx.Client) -> None:
         assert client.get(path).status_code == 401
         assert client.get(path, headers=auth(ALICE)).status_code == 403
         assert client.get(path, headers=auth(OPS)).status_code == 200
+    with client.stream("GET", "/api/dashboard/stream", headers=auth(ALICE)) as stream:
+        assert stream.status_code == 403, "every episode's title and id: admins only"
+    assert client.get("/dashboard").status_code == 200, "the page itself holds no data"
 
 
 def test_audit_names_principals_and_deletes_are_theirs(client: httpx.Client, episodes: dict[str, str]) -> None:
