@@ -10,9 +10,12 @@ LLAMA_VERSION := 0.3.36
 # A portable llama.cpp build: about 6 minutes instead of 16, and runs on any AVX2 machine.
 LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 STAMP := $(VENV)/.installed
+NEURAL_STAMP := $(VENV)/.neural
+# A CPU build that lies on these machines' disk; any other torch request downloads a CUDA build.
+TORCH_VERSION := 2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: setup browser serve render test test-all bench clean
+.PHONY: setup neural browser serve render test test-all bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +30,14 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# The neural extra (torch, diffusers, transformers) for the lip-sync tests; `make serve` goes without.
+$(NEURAL_STAMP): $(STAMP)
+	$(BIN)/pip install -q torch==$(TORCH_VERSION)
+	$(BIN)/pip install -q --find-links $(WHEELS) -e '.[dev,neural]'
+	@touch $@
+
+neural: $(NEURAL_STAMP)
+
 serve: setup
 	$(BIN)/streamwise serve
 
@@ -40,10 +51,10 @@ browser:
 	  else echo "browser tests need Debian's chromium: sudo apt-get install chromium"; fi; }
 
 # The default run skips tests marked slow; CI runs them too.
-test: setup browser
+test: setup neural browser
 	$(BIN)/python -m pytest $(if $(CI),,-m "not slow") $(PYTEST_ARGS)
 
-test-all: setup browser
+test-all: setup neural browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: setup

@@ -1,0 +1,48 @@
+"""Write a complete, tiny lip-sync weights folder with random weights, in the documented layout.
+
+    python -m tests.support.tiny_weights DIR
+
+The networks have the real architectures (diffusers ``UNet2DConditionModel`` and
+``AutoencoderKL``, transformers ``WhisperModel``) at a small size, built from configs
+with a fixed seed: loading and inference run the real code; the pictures are noise.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+#: Whisper's real vocabulary size: a smaller one breaks the decoder's padding index.
+WHISPER_VOCAB = 51_865
+D_MODEL = 32
+
+
+def write(root: Path, seed: int = 0) -> Path:
+    """Write ``root/lipsync/{unet,vae,whisper}``; returns ``root``."""
+    import torch
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import WhisperConfig, WhisperModel
+
+    torch.manual_seed(seed)
+    folder = root / "lipsync"
+    UNet2DConditionModel(
+        sample_size=8, in_channels=8, out_channels=4, layers_per_block=1, block_out_channels=(16, 32),
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=D_MODEL, attention_head_dim=8, norm_num_groups=8,
+    ).save_pretrained(folder / "unet")
+    AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1, block_out_channels=(8, 8, 16),
+        down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
+        norm_num_groups=8, sample_size=32,
+    ).save_pretrained(folder / "vae")
+    WhisperModel(WhisperConfig(
+        vocab_size=WHISPER_VOCAB, num_mel_bins=80, d_model=D_MODEL, encoder_layers=1, encoder_attention_heads=2,
+        decoder_layers=1, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
+        max_source_positions=1500, max_target_positions=64,
+    )).save_pretrained(folder / "whisper")
+    return root
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m tests.support.tiny_weights DIR")
+    print(write(Path(sys.argv[1])) / "lipsync")
