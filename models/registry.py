@@ -16,7 +16,11 @@ ADAPTERS: dict[str, dict[str, str]] = {
         "openai_chat": "models.script.openai_chat:OpenAIChatWriter",
     },
     "speech": {"piper": "models.speech.piper:PiperSpeech"},
-    "video": {"avatar2d": "models.video.avatar2d:Avatar2D"},
+    "video": {
+        "avatar2d": "models.video.avatar2d:Avatar2D",
+        # The portrait look; needs the neural extra only for its neural tiers.
+        "lipsync": "models.video.lipsync.animator:PortraitAnimator",
+    },
 }
 
 _cache: dict[tuple[str, str, str], Any] = {}

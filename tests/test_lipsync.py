@@ -14,9 +14,9 @@ import pytest
 pytest.importorskip("diffusers", reason="the neural extra: pip install -e '.[neural]'")
 os.environ["HF_HUB_OFFLINE"] = "1"
 
-from models.video.lipsync.generator import LipSyncGenerator, mouth_mask  # noqa: E402
-from models.video.lipsync.weights import WeightsError, load  # noqa: E402
-from tests.support.tiny_weights import write  # noqa: E402
+from models.video.lipsync.generator import LipSyncGenerator, mouth_mask
+from models.video.lipsync.weights import WeightsError, load
+from tests.support.tiny_weights import write
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -16,8 +16,25 @@ WHISPER_VOCAB = 51_865
 D_MODEL = 32
 
 
+PORTRAITS = ("alex.png", "sam.png")
+
+
+def draw_portrait(path: Path, hue: int) -> None:
+    """A plain head-and-shoulders picture with a face in the upper-middle square (the default box)."""
+    import cv2
+    import numpy as np
+
+    img = np.full((320, 256, 3), (40 + hue, 60, 90), np.uint8)
+    cv2.ellipse(img, (128, 110), (58, 72), 0, 0, 360, (150, 180, 220), -1)  # face (BGR)
+    for x in (106, 150):
+        cv2.circle(img, (x, 95), 7, (40, 40, 40), -1)
+    cv2.ellipse(img, (128, 148), (22, 9), 0, 0, 360, (60, 60, 160), -1)  # mouth
+    cv2.rectangle(img, (48, 220), (208, 320), (90, 70 + hue, 50), -1)  # shoulders
+    cv2.imwrite(str(path), img)
+
+
 def write(root: Path, seed: int = 0) -> Path:
-    """Write ``root/lipsync/{unet,vae,whisper}``; returns ``root``."""
+    """Write ``root/lipsync/{unet,vae,whisper}`` and ``root/portraits/*.png``; returns ``root``."""
     import torch
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import WhisperConfig, WhisperModel
@@ -39,6 +56,9 @@ def write(root: Path, seed: int = 0) -> Path:
         decoder_layers=1, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
         max_source_positions=1500, max_target_positions=64,
     )).save_pretrained(folder / "whisper")
+    (root / "portraits").mkdir(parents=True, exist_ok=True)
+    for n, name in enumerate(PORTRAITS):
+        draw_portrait(root / "portraits" / name, hue=60 * n)
     return root
 
 

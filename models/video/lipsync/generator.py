@@ -97,20 +97,24 @@ class LipSyncGenerator:
         rows = np.clip(centres[:, None] + np.arange(-WINDOW, WINDOW + 1)[None], 0, features.shape[0] - 1)
         return features[torch.from_numpy(rows).to(features.device)]
 
-    def frames(self, face: PreparedFace, pcm: np.ndarray, fps: float, n_frames: int) -> np.ndarray:
-        """``n_frames`` RGB crops of the face speaking ``pcm`` (clock-rate mono float)."""
+    def frames(self, face: PreparedFace, pcm: np.ndarray, fps: float, n_frames: int, first: int = 0) -> np.ndarray:
+        """RGB crops ``first .. n_frames-1`` of the face speaking ``pcm`` (clock-rate mono float):
+        the same frames whichever range is asked for."""
         import torch
 
         conditions = self._conditions(self.audio_features(pcm), n_frames, fps)
         latents_in = torch.cat([face.masked, face.reference], dim=1)
         out = []
         with torch.no_grad():
-            for start in range(0, n_frames, self.batch):
+            # Batches sit at multiples of ``batch`` whatever range is asked for: a frame is
+            # computed in the same batch, so with the same numbers, by every worker.
+            aligned = first - first % self.batch
+            for start in range(aligned, n_frames, self.batch):
                 cond = conditions[start:start + self.batch]
                 x = latents_in.expand(cond.shape[0], -1, -1, -1)
                 latents = self.models.unet(x, 0, encoder_hidden_states=cond).sample
                 images = self.models.vae.decode(latents / self.scale).sample
                 out.append(((images.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy())
-        drawn = np.concatenate(out) if out else np.zeros((0, *face.crop.shape), np.uint8)
+        drawn = np.concatenate(out)[first - aligned:] if out else np.zeros((0, *face.crop.shape), np.uint8)
         blended = face.mask[None] * drawn.astype(np.float32) + (1 - face.mask[None]) * face.crop[None].astype(np.float32)
         return blended.round().astype(np.uint8)

@@ -1,0 +1,93 @@
+"""The portrait look (adapter ``lipsync``) on tiny random-weight networks: floor and neural tiers."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("diffusers", reason="the neural extra: pip install -e '.[neural]'")
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+from models.protocols import Quality, SceneInfo, VisualSegment
+from models.registry import adapter_class
+from models.video.lipsync.animator import PortraitAnimator, frame_count
+from models.video.lipsync.weights import WeightsError
+from tests.support.tiny_weights import PORTRAITS, write
+
+SCENE = SceneInfo(title="Why the sky is blue", hosts=("Alex", "Sam"))
+FLOOR, NEURAL = Quality("portrait", 360, 25), Quality("neural", 360, 25)
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write(tmp_path_factory.mktemp("weights"))
+
+
+@pytest.fixture(scope="module")
+def animator(weights: Path) -> PortraitAnimator:
+    cls = adapter_class("video", "lipsync")
+    return cls(portraits=list(PORTRAITS), weights=str(weights), neural_tiers=["neural"], batch=4)
+
+
+def segment(loud_from: float, seconds: float = 1.0, speaker: int = 0) -> VisualSegment:
+    """Silence, then a loud tone from ``loud_from`` seconds on."""
+    n = int(48_000 * seconds)
+    pcm = np.zeros(n, np.float32)
+    t = np.arange(n - int(48_000 * loud_from)) / 48_000
+    pcm[int(48_000 * loud_from):] = 0.5 * np.sin(2 * np.pi * 220 * t)
+    return VisualSegment(index=0, start=0, n_samples=n, speaker=speaker, caption="the sky scatters blue light",
+                         pcm=pcm, phonemes=())
+
+
+def changed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.abs(a.astype(int) - b.astype(int)).max(axis=-1) > 0
+
+
+@pytest.mark.parametrize("quality", [FLOOR, NEURAL], ids=["floor", "neural"])
+def test_a_segment_has_every_frame_at_the_tier_size(animator: PortraitAnimator, quality: Quality) -> None:
+    seg = segment(0.5)
+    frames = list(animator.render(SCENE, seg, quality))
+    assert len(frames) == frame_count(seg.n_samples, quality.fps) == 25
+    assert {f.shape for f in frames} == {(360, 640, 3)}
+    parts = list(animator.render(SCENE, seg, quality, frames=(10, 20)))
+    assert all(np.array_equal(a, b) for a, b in zip(parts, frames[10:20], strict=True)), "a range is the same frames"
+
+
+def test_the_floor_tier_opens_the_jaw_with_the_voice(animator: PortraitAnimator) -> None:
+    quiet = list(animator.render(SCENE, segment(1.0), FLOOR))[20]  # silent throughout
+    loud = list(animator.render(SCENE, segment(0.5), FLOOR))[20]
+    diff = changed(quiet, loud)
+    assert diff.any(), "the mouth moves when the voice starts"
+    rows, cols = np.nonzero(diff)
+    # Only the lower half of the speaking (left) host's face box changes, as placed in the frame.
+    x, y, w, h = animator.portraits[0].box
+    scale = int(360 * 0.72) / animator.portraits[0].image.shape[0]
+    top, left = int(360 * 0.06), 160 - int(animator.portraits[0].image.shape[1] * scale) // 2
+    assert rows.min() >= top + (y + h / 2) * scale - 2 and rows.max() <= top + (y + h) * scale + 2
+    assert cols.min() >= left + x * scale - 2 and cols.max() <= left + (x + w) * scale + 2
+
+
+def test_the_neural_tier_repaints_only_the_speakers_face(animator: PortraitAnimator) -> None:
+    a = list(animator.render(SCENE, segment(0.2), NEURAL))[15]
+    b = list(animator.render(SCENE, segment(0.8), NEURAL))[15]
+    diff = changed(a, b)
+    assert diff.any()
+    assert np.nonzero(diff)[1].max() < 320, "the listener is untouched"
+
+
+def test_title_and_idle_frames(animator: PortraitAnimator) -> None:
+    assert animator.title_card(SCENE, FLOOR, 0.0).shape == (360, 640, 3)
+    idle = animator.idle_frame(SCENE, FLOOR, 0)
+    assert idle.shape == (360, 640, 3) and not np.array_equal(idle, animator.idle_frame(SCENE, FLOOR, 36_000))
+
+
+def test_missing_portraits_and_weights_fail_at_load(weights: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(WeightsError, match=r"portraits/nobody\.png: missing or not an image"):
+        PortraitAnimator(portraits=["alex.png", "nobody.png"], weights=str(weights))
+    monkeypatch.delenv("STREAMWISE_WEIGHTS", raising=False)
+    with pytest.raises(WeightsError, match="--weights DIR"):
+        PortraitAnimator(portraits=list(PORTRAITS))
+    with pytest.raises(WeightsError, match=r"face box \[0, 0, 999, 999\]"):
+        PortraitAnimator(portraits=list(PORTRAITS), weights=str(weights), face_boxes=[[0, 0, 999, 999], [0, 0, 64, 64]])
