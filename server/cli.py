@@ -25,7 +25,18 @@ def _configure_logging(verbose: int) -> None:
     logging.basicConfig(level=max(level, logging.DEBUG), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+def _use_weights(args: argparse.Namespace) -> None:
+    """``--weights DIR``: the neural animators' folder, for this process and its drawing workers."""
+    weights = getattr(args, "weights", None)
+    if weights is None:
+        return
+    if not Path(weights).is_dir():
+        raise ConfigError(f"--weights: {weights} is not a folder; see docs/neural.md for what goes in it")
+    os.environ["STREAMWISE_WEIGHTS"] = str(Path(weights).resolve())
+
+
 def _load_configs(args: argparse.Namespace):
+    _use_weights(args)
     workflow = load_workflow(args.workflow)
     deployment = load_deployment(args.deploy, workflow)
     return workflow, deployment
@@ -132,6 +143,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from server.app import create_app
     from server.state import Settings, parse_ice_servers, parse_share_ttl
 
+    try:
+        _use_weights(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     load_deployment(args.deploy, load_workflow(args.workflow))  # fail fast on a bad config
     try:
         access = AccessPolicy.from_env(dict(os.environ), args.host)
@@ -154,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def configs(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--weights", default=None, metavar="DIR",
+                       help="folder of the neural animators' weights and portraits (docs/neural.md)")
         p.add_argument("--workflow", default=str(DEFAULT_WORKFLOW), help="workflow YAML (tasks and inputs)")
         p.add_argument("--deploy", default=str(os.environ.get("STREAMWISE_DEPLOY", DEFAULT_DEPLOYMENT)), help="deployment YAML (adapters, quality ladder)")
 

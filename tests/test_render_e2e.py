@@ -16,6 +16,7 @@ from pipelines.config import load_deployment, load_workflow
 from pipelines.offline_render import render_episode
 from pipelines.segments import EpisodeRequest
 from pipelines.stages.models_loaded import load_models
+from tests.support.lipsync_check import mouth_correlations, rms
 
 pytestmark = pytest.mark.models
 RATE = 48_000
@@ -48,10 +49,6 @@ def episode(tmp_path_factory):
     }
 
 
-def _rms(x: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(x.astype(np.float64) ** 2))) if x.size else 0.0
-
-
 def test_both_streams_present(episode):
     assert episode["streams"] == {"video": "h264", "audio": "aac"}
 
@@ -66,8 +63,8 @@ def test_durations_equal_within_one_frame(episode):
 def test_speech_is_not_silent_and_intro_is(episode):
     audio = episode["audio"]
     first = episode["transcript"]["lines"][0]
-    assert _rms(audio[int(first["start"]) : int(first["end"])]) > 0.02
-    assert _rms(audio[: int(first["start"]) - 2400]) < 0.003, "the title card plays in silence"
+    assert rms(audio[int(first["start"]) : int(first["end"])]) > 0.02
+    assert rms(audio[: int(first["start"]) - 2400]) < 0.003, "the title card plays in silence"
 
 
 def test_both_voices_appear_and_differ(episode):
@@ -89,30 +86,18 @@ def test_transcript_times_match_the_audio(episode):
     lines = episode["transcript"]["lines"]
     for line, nxt in pairwise(lines):
         assert nxt["start"] >= line["end"]
-        spoken = _rms(audio[int(line["start"]) : int(line["end"])])
+        spoken = rms(audio[int(line["start"]) : int(line["end"])])
         # The pause after a line (minus a margin for the AAC frame edges) is near silence.
         gap = audio[int(line["end"]) + 960 : int(nxt["start"]) - 960]
         if gap.size > 960:
-            assert _rms(gap) < 0.25 * spoken, (line["text"], _rms(gap), spoken)
+            assert rms(gap) < 0.25 * spoken, (line["text"], rms(gap), spoken)
 
 
 def test_speaking_mouth_follows_the_audio(episode):
-    frames, fps, quality = episode["frames"], episode["fps"], episode["quality"]
-    spf = RATE // fps
-    audio = episode["audio"]
+    quality = episode["quality"]
     host_of = {"Alex": 0, "Sam": 1}
-    correlations = []
-    for line in episode["transcript"]["lines"]:
-        host = host_of[line["speaker"]]
-        x0, y0, x1, y1 = mouth_box(quality, host)
-        first, last = int(line["start"]) // spf, min(int(line["end"]) // spf, len(frames))
-        if last - first < 20:
-            continue
-        env = np.array([_rms(audio[n * spf : (n + 1) * spf]) for n in range(first, last)])
-        mouths = frames[first:last, y0:y1, x0:x1].astype(np.float32)
-        reference = mouths[int(np.argmin(env))]  # the quietest moment: mouth nearly closed
-        activity = np.abs(mouths - reference).mean(axis=(1, 2, 3))
-        correlations.append(np.corrcoef(activity, env)[0, 1])
+    correlations = mouth_correlations(episode["frames"], episode["audio"], episode["transcript"]["lines"],
+                                      episode["fps"], lambda speaker: mouth_box(quality, host_of[speaker]))
     assert correlations, "no line was long enough to measure"
     print("mouth-envelope correlation per line:", np.round(correlations, 2))
     assert np.median(correlations) > 0.3, correlations

@@ -53,7 +53,7 @@ def open_jaw(crop: np.ndarray, amount: float) -> np.ndarray:
     """The face crop with its lower half stretched down by ``amount`` (0..1) of ``JAW_OPEN``."""
     h = crop.shape[0]
     lower = crop[h // 2:]
-    grown = int(round(lower.shape[0] * (1 + JAW_OPEN * amount)))
+    grown = round(lower.shape[0] * (1 + JAW_OPEN * amount))
     if grown <= lower.shape[0]:
         return crop
     out = crop.copy()
@@ -140,19 +140,30 @@ class PortraitAnimator:
         return [open_jaw(crop, float(a)) for a in amounts]
 
     # -------------------------------------------------------------- the frame
+    def panel(self, quality: Quality, host: int) -> tuple[int, int, int, int]:
+        """Where a host's portrait sits in the frame, before its sway: x, y, width, height."""
+        image = self.portraits[host].image
+        panel_h = int(quality.height * 0.72)
+        panel_w = min(int(image.shape[1] * panel_h / image.shape[0]), quality.width // 2 - 16)
+        x = quality.width // 4 - panel_w // 2 + host * (quality.width // 2)
+        return x, int(quality.height * 0.06), panel_w, panel_h
+
+    def mouth_box(self, quality: Quality, host: int) -> tuple[int, int, int, int]:
+        """The lower half of a host's face in the frame (x0, y0, x1, y1): where its mouth moves."""
+        px, py, pw, ph = self.panel(quality, host)
+        image = self.portraits[host].image
+        sx, sy = pw / image.shape[1], ph / image.shape[0]
+        x, y, w, h = self.portraits[host].box
+        return int(px + x * sx), int(py + (y + h / 2) * sy), int(px + (x + w) * sx), int(py + (y + h) * sy)
+
     def _compose(self, quality: Quality, images: list[np.ndarray], speaking: int | None, clock: int) -> np.ndarray:
         """Both portraits side by side on the studio background; the speaker framed in the accent."""
-        width, height = quality.width, quality.height
-        frame = _background(width, height)
-        panel_h = int(height * 0.72)
+        frame = _background(quality.width, quality.height)
         for host, image in enumerate(images):
-            scale = panel_h / image.shape[0]
-            panel_w = min(int(image.shape[1] * scale), width // 2 - 16)
+            x, y, panel_w, panel_h = self.panel(quality, host)
             panel = cv2.resize(image, (panel_w, panel_h), interpolation=cv2.INTER_AREA)
-            sway = int(round(2 * math.sin(2 * math.pi * clock / CLOCK_RATE / 3.0 + host * 1.7)))
-            x = width // 4 - panel_w // 2 + host * (width // 2)
-            y = max(0, int(height * 0.06) + sway)
-            frame[y:y + panel_h, x:x + panel_w] = panel[: height - y]
+            y = max(0, y + round(2 * math.sin(2 * math.pi * clock / CLOCK_RATE / 3.0 + host * 1.7)))
+            frame[y:y + panel_h, x:x + panel_w] = panel[: quality.height - y]
             if speaking == host:
                 cv2.rectangle(frame, (x - 3, y - 3), (x + panel_w + 2, y + panel_h + 2), ACCENT, 3)
         return frame
