@@ -119,6 +119,14 @@ class PoolSpec(_Strict):
     num_cpus: float = Field(1.0, ge=0.0, le=256.0)
     num_gpus: float = Field(0.0, ge=0.0, le=16.0)
     resources: dict[str, float] = Field(default_factory=dict)
+    #: Where its workers' animator runs: ``cpu`` or a CUDA device (``cuda``, ``cuda:1``).
+    device: str = Field("cpu", pattern=r"^(cpu|cuda(:[0-9]{1,2})?)$")
+    #: The ladder tiers its workers draw (none listed: every tier). A GPU pool lists the
+    #: neural tiers; the planner picks a segment's tier among those some pool draws.
+    tiers: list[str] | None = None
+
+    def draws(self, tier: str) -> bool:
+        return self.tiers is None or tier in self.tiers
 
 
 class AdapterSpec(_Strict):
@@ -319,6 +327,20 @@ class Deployment(_Strict):
         if hosts[0].name.lower() == hosts[1].name.lower():
             raise ValueError("the two hosts need different names")
         return hosts
+
+    @model_validator(mode="after")
+    def _pools_draw_the_ladder(self) -> Deployment:
+        """Every tier some pool draws, and every tier a pool lists is on the ladder."""
+        names = [t.name for t in self.quality.ladder]
+        pools = self.video_pools()
+        for pool in pools:
+            unknown = [t for t in pool.tiers or () if t not in names]
+            if unknown:
+                raise ValueError(f"tasks.video.pools.{pool.name}.tiers: unknown tier(s) {unknown}; ladder: {names}")
+        undrawn = [t for t in names if pools and not any(p.draws(t) for p in pools)]
+        if undrawn:
+            raise ValueError(f"quality.ladder: no video pool draws {undrawn}; list them in a pool's tiers")
+        return self
 
     def video_pools(self) -> list[PoolSpec]:
         """The video worker pools: declared ones, or one pool of ``workers`` workers."""

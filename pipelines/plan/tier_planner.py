@@ -21,12 +21,23 @@ Every decision is kept with its reason for the timeline.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from models.protocols import Quality
 from pipelines.plan.cpu import CpuMeter
+
+
+@dataclass(frozen=True)
+class TierView:
+    """The video slots that draw one tier, as the planner sees them: their summed speed, the
+    fastest, how many, and the drawing work (speed-1 seconds) queued for them."""
+
+    capacity: float
+    fastest: float
+    workers: int
+    backlog_s: float
 
 
 @dataclass(frozen=True)
@@ -143,7 +154,7 @@ class TierPlanner:
 
     def plan(self, segment: int, media_s: float, slack_s: float, backlog_s: float = 0.0,
              capacity: float = 1.0, fastest: float = 1.0, max_parts: int = 1,
-             cold: Collection[str] = ()) -> Decision:
+             cold: Collection[str] = (), per_tier: Mapping[str, TierView] | None = None) -> Decision:
         """Tier and worker count for ``segment``, from the costs, its slack and the queue ahead.
 
         ``backlog_s`` is the drawing work (speed-1 seconds) queued ahead of this
@@ -151,32 +162,43 @@ class TierPlanner:
         the segment itself runs on the fastest slot, or split over ``max_parts``
         slots when one alone would miss the deadline. Tiers in ``cold`` have not
         been drawn by every worker yet and cost their first-time setup on top.
+        ``per_tier``: when pools draw different tiers (GPU pools for the neural
+        tiers), each tier's own slots and queue replace the four figures above.
         """
+        views = {name: per_tier.get(name, TierView(capacity, fastest, max_parts, backlog_s)) if per_tier
+                 else TierView(capacity, fastest, max_parts, backlog_s) for name in self.names}
         if self.policy in STATIC_POLICIES:
             name = self._static_tier(segment)
-            predicted = self.costs.rtf(name) * media_s / fastest
-            return self._record(segment, name, f"{self.policy} policy", slack_s, predicted, 1, backlog_s)
-        wait = backlog_s / max(capacity, 1e-9)
+            predicted = self.costs.rtf(name) * media_s / max(views[name].fastest, 1e-9)
+            return self._record(segment, name, f"{self.policy} policy", slack_s, predicted, 1, views[name].backlog_s)
         top = len(self.ladder) - 1 if self._last is None else min(len(self.ladder) - 1, self._last + 1)
         default = self.names.index(self.default)
         gate = self._cpu_gate(default)
         if gate is not None:
             top = min(top, gate[0])
-        splits = (1, max_parts) if max_parts > 1 else (1,)
         for i in range(top, self.floor - 1, -1):
+            view = views[self.names[i]]
+            if view.workers == 0 or view.fastest <= 0:
+                continue  # no slot draws it now
             # Buffer-based: climbing spends buffer, so it needs the reserve to spare.
             spare = 0.0 if self._last is None or i < self._last else (
                 self.reserve_s if i > self._last else self.reserve_s / 2)
-            for parts in splits:
-                run = self.costs.cost(self.names[i], media_s, self.names[i] in cold, parts) / fastest
-                predicted = (wait + run) * self.headroom
+            for parts in ((1, view.workers) if view.workers > 1 else (1,)):
+                predicted = self._predict(self.names[i], media_s, view, parts, cold)
                 if predicted + spare <= slack_s:
                     why = self._why(i, parts) + (gate[1] if gate is not None and i == top else "")
-                    return self._record(segment, self.names[i], why, slack_s, predicted, parts, backlog_s)
+                    return self._record(segment, self.names[i], why, slack_s, predicted, parts, view.backlog_s)
         name = self.names[self.floor]
-        run = self.costs.cost(name, media_s, name in cold, max_parts) / fastest
+        view = views[name]
         return self._record(segment, name, "no tier meets the deadline: floor tier on every worker", slack_s,
-                            (wait + run) * self.headroom, max_parts, backlog_s)
+                            self._predict(name, media_s, view, max(1, view.workers), cold), max(1, view.workers),
+                            view.backlog_s)
+
+    def _predict(self, name: str, media_s: float, view: TierView, parts: int, cold: Collection[str]) -> float:
+        """Seconds until the segment is drawn at tier ``name``: its queue, then its own drawing."""
+        wait = view.backlog_s / max(view.capacity, 1e-9)
+        run = self.costs.cost(name, media_s, name in cold, parts) / max(view.fastest, 1e-9)
+        return (wait + run) * self.headroom
 
     def _cpu_gate(self, default: int) -> tuple[int, str] | None:
         """The highest rung allowed while the cores are taken, and why; None when not limited.

@@ -158,8 +158,10 @@ class ProcessDrawer:
 
 
 def make_drawer(pool: PoolSpec, adapter: str, params: dict[str, Any], deployment: Deployment, index: int) -> Drawer:
-    """The drawer for worker ``index`` of ``pool`` (a PoolSpec), warmed for the deployment's ladder."""
-    qualities = deployment.quality.qualities()
+    """The drawer for worker ``index`` of ``pool``, on the pool's device, warmed for the tiers it draws."""
+    qualities = [q for q in deployment.quality.qualities() if pool.draws(q.name)]
+    if pool.device != "cpu":
+        params = {**params, "device": pool.device}
     if pool.backend == "thread":
         return ThreadDrawer(adapter, params, qualities)
     if pool.backend == "ray":

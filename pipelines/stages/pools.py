@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from pipelines.plan.cpu import CpuMeter
+from pipelines.plan.tier_planner import CostModel, TierView
 from pipelines.spans import Span, Timeline
 
 if TYPE_CHECKING:
@@ -52,6 +54,8 @@ class _Job:
     cost_s: float = field(default=0.0, compare=False)
     #: A second slot has started it too, because the first one straggled.
     hedged: bool = field(default=False, compare=False)
+    #: The tier it draws at (None: any slot may run it).
+    tier: str | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -73,6 +77,11 @@ class Slot:
     running: tuple[float, float] | None = None
     job: _Job | None = None
     alpha: float = 0.5
+    #: The tiers it draws (its pool's); None: every tier.
+    tiers: frozenset[str] | None = None
+
+    def draws(self, tier: str | None) -> bool:
+        return tier is None or self.tiers is None or tier in self.tiers
 
     def observe(self, predicted_s: float, took_s: float) -> None:
         if predicted_s <= 0 or took_s <= 0:
@@ -135,15 +144,29 @@ class StagePool:
         now = time.monotonic()
         return max(s.speed_now(now) for s in self.slots)
 
-    def backlog_s(self, deadline: float | None = None) -> float:
+    def backlog_s(self, deadline: float | None = None, tier: str | None = None) -> float:
         """Predicted speed-1 seconds of work queued ahead of ``deadline`` (all queued work if None)
-        plus what the busy slots have left."""
+        plus what the busy slots have left; with ``tier``, only what the slots drawing it share."""
         now = time.monotonic()
+        slots = [s for s in self.slots if s.draws(tier)]
         with self._cv:
-            queued = sum(j.cost_s for j in self._heap if deadline is None or j.key[0] <= deadline)
+            queued = sum(j.cost_s for j in self._heap if (deadline is None or j.key[0] <= deadline)
+                         and (tier is None or any(s.draws(j.tier) for s in slots)))
             running = sum(max(0.0, cost - (now - t0) * s.speed_now(now))
-                          for s in self.slots if s.running for cost, t0 in [s.running])
+                          for s in slots if s.running for cost, t0 in [s.running])
         return queued + running
+
+    @property
+    def restricted(self) -> bool:
+        """Some slot draws only some tiers (a GPU pool next to a CPU one)."""
+        return any(s.tiers is not None for s in self.slots)
+
+    def view(self, tier: str, deadline: float | None = None) -> TierView:
+        """The slots that draw ``tier`` as the planner sees them: their capacity, the fastest, how
+        many, and the work queued for them ahead of ``deadline``."""
+        now = time.monotonic()
+        speeds = [s.speed_now(now) for s in self.slots if s.draws(tier)]
+        return TierView(sum(speeds), max(speeds, default=0.0), len(speeds), self.backlog_s(deadline, tier))
 
     def on_each_worker(self, fn: Callable[[], Any], timeout_s: float = 120.0) -> None:
         """Run ``fn`` once on every worker thread (each holds its own resources), and wait."""
@@ -175,17 +198,18 @@ class StagePool:
 
         The i-th fastest free slot takes the i-th job in deadline order, so the most
         urgent work goes to the fastest worker. A slot that is not the fastest of
-        all skips jobs it would finish after their deadline (a faster slot, busy
-        now, will take them) and takes the next one it can finish in time.
+        those that draw a job's tier skips it if it would finish after its deadline
+        (a faster slot, busy now, will take it) and takes the next one it can finish
+        in time. A slot never takes a job at a tier its pool does not draw.
         """
         now = time.monotonic()
         me = self.slots[index]
         speed = me.speed_now(now)
         straggler = self._straggler(index, now)
-        rank = sum(1 for i in self._idle if i != index
-                   and (self.slots[i].speed_now(now), -i) > (speed, -index))
-        fastest = all(speed >= s.speed_now(now) for s in self.slots)
-        for job in sorted(self._heap)[rank:]:
+        speeds = [(s.speed_now(now), s) for s in self.slots]
+        for job in self._left_for(index, now):
+            # The fastest of the slots that draw it: no faster one will come for it.
+            fastest = all(speed >= v for v, s in speeds if s.draws(job.tier))
             deadline = job.key[0]
             if straggler is not None and straggler.key < job.key:
                 break  # the straggling job is due first
@@ -198,6 +222,22 @@ class StagePool:
             return straggler
         return None
 
+    def _left_for(self, index: int, now: float) -> list[_Job]:
+        """Queued jobs in deadline order that slot ``index`` may draw, less those the faster
+        idle slots take first (each the first job it draws that no faster one took)."""
+        me = self.slots[index]
+        rank_key = (me.speed_now(now), -index)
+        faster = sorted((i for i in self._idle if i != index and (self.slots[i].speed_now(now), -i) > rank_key),
+                        key=lambda i: (-self.slots[i].speed_now(now), i))
+        ordered = sorted(self._heap)
+        taken: set[int] = set()
+        for i in faster:
+            slot = self.slots[i]
+            first = next((k for k, job in enumerate(ordered) if k not in taken and slot.draws(job.tier)), None)
+            if first is not None:
+                taken.add(first)
+        return [job for k, job in enumerate(ordered) if k not in taken and me.draws(job.tier)]
+
     def _straggler(self, index: int, now: float) -> _Job | None:
         """The most urgent job another slot runs far past its prediction, if this slot is no slower.
 
@@ -206,8 +246,10 @@ class StagePool:
         if not self.backup_runs:
             return None
         me = self.slots[index].speed_now(now)
+        mine = self.slots[index]
         late = [s.job for s in self.slots
-                if s.job is not None and s.job.future is not None and not s.job.hedged and not s.job.future.done()
+                if s.job is not None and mine.draws(s.job.tier)
+                and s.job.future is not None and not s.job.hedged and not s.job.future.done()
                 and math.isfinite(s.job.key[0]) and s.straggling(now) and me >= s.speed_now(now)]
         return min(late, default=None)
 
@@ -285,7 +327,7 @@ class StagePool:
         future: asyncio.Future = loop.create_future()
         rank = deadline if (deadline is not None and self.order == "edf") else math.inf
         # A copy per run: a backup run of a straggling job enters the context concurrently.
-        job = _Job((rank, next(self._seq)), lambda: ctx.copy().run(call), loop, future, cost_s)
+        job = _Job((rank, next(self._seq)), lambda: ctx.copy().run(call), loop, future, cost_s, tier=tier)
         with self._cv:
             if self._closed:
                 raise RuntimeError(f"the {self.stage} pool is shut down")
@@ -335,13 +377,10 @@ class StagePools:
     def __init__(self, script: int = 1, speech: int = 1, video: int | list[Slot] = 1, order: Order = "edf",
                  video_costs: dict[str, float] | None = None, cold_costs: dict[str, float] | None = None,
                  backup_runs: bool = True, split_speedup: dict[str, dict[int, float]] | None = None) -> None:
-        from pipelines.plan.tier_planner import CostModel
-
         #: Drawing cost per tier at speed 1 (the profile); slots measure their own speed against it.
         self.video_costs = CostModel(video_costs or {}, cold_costs, split_speedup)
         #: The measured profile the deployment names, if any.
         self.profile: Profile | None = None
-        from pipelines.plan.cpu import CpuMeter
 
         #: How busy the machine is, shared by every episode's planner.
         self.cpu = CpuMeter()
@@ -383,7 +422,8 @@ class StagePools:
             for pool in deployment.video_pools():
                 for i in range(pool.workers):
                     drawer = make_drawer(pool, spec.adapter, spec.params, deployment, i)
-                    slots.append(Slot(f"sw-video-{pool.name}-{i}", pool.name, pool.speed, drawer))
+                    slots.append(Slot(f"sw-video-{pool.name}-{i}", pool.name, pool.speed, drawer,
+                                      tiers=frozenset(pool.tiers) if pool.tiers is not None else None))
         workers = {kind: spec.workers for kind, spec in deployment.tasks.items()}
         pools = cls(script=workers.get("script", 1), speech=workers.get("speech", 1), video=slots or 1,
                     order=deployment.runtime.scheduling, video_costs=costs, cold_costs=cold,

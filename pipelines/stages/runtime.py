@@ -237,10 +237,13 @@ class EpisodeRuntime:
             return Decision(index, tier.name, "requested by the client", 0.0, 0.0)
         deadline = self.deadline(voiced.start)
         video = self.pools.video
-        cold = [t for t in self.planner.names if len(self._warm.get(t, ())) < video.workers]
+        # Pools that draw only some tiers (GPU pools): each tier is planned on its own slots.
+        per_tier = {t: video.view(t, deadline) for t in self.planner.names} if video.restricted else None
+        cold = [t for t in self.planner.names
+                if len(self._warm.get(t, ())) < (per_tier[t].workers if per_tier else video.workers)]
         return self.planner.plan(index, voiced.media_s, deadline - time.monotonic(),
                                  backlog_s=video.backlog_s(deadline), capacity=video.capacity,
-                                 fastest=video.fastest, max_parts=video.workers, cold=cold)
+                                 fastest=video.fastest, max_parts=video.workers, cold=cold, per_tier=per_tier)
 
     def _draw(self, voiced: VoicedSegment, quality: Quality, frames: tuple[int, int] | None = None,
               parts: int = 1) -> FrameList:
