@@ -1,4 +1,4 @@
-"""The ``streamwise`` command, every subcommand: serve, render, setup, profile, config, plan."""
+"""The ``streamwise`` command, every subcommand: serve, render, setup, profile, portraits, config, plan."""
 from __future__ import annotations
 
 import argparse
@@ -136,6 +136,39 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_portraits(args: argparse.Namespace) -> int:
+    """Make each host's portrait for the portrait look once, from its name and a fixed seed."""
+    import cv2
+    from rich.progress import Progress
+
+    from models.video.lipsync.portrait_maker import PROMPT, host_seed, make_portrait
+
+    _, deployment = _load_configs(args)
+    spec = deployment.tasks.get("video")
+    if spec is None or spec.adapter != "lipsync":
+        raise ConfigError(f"{args.deploy}: tasks.video.adapter is not lipsync; portraits are for the portrait look")
+    root = Path(spec.params.get("weights") or os.environ.get("STREAMWISE_WEIGHTS") or "")
+    if not str(root) or not root.is_dir():
+        raise ConfigError("--weights DIR: the folder whose text_to_image/ makes the portraits and portraits/ keeps them")
+    files = list(spec.params.get("portraits") or [])
+    if len(files) != len(deployment.hosts):
+        raise ConfigError(f"{args.deploy}: tasks.video.params.portraits must name {len(deployment.hosts)} files")
+    with Progress(transient=False) as bar:
+        task = bar.add_task("portraits", total=len(files))
+        for host, name in zip(deployment.hosts, files, strict=True):
+            target = root / "portraits" / name
+            if target.exists() and not args.force:
+                bar.console.print(f"{host.name}: kept {target}")
+            else:
+                image = make_portrait(root / "text_to_image", PROMPT.format(name=host.name), host_seed(host.name),
+                                      args.size, args.steps, args.device)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(target), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+                bar.console.print(f"{host.name}: made {target}")
+            bar.advance(task)
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -193,6 +226,14 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--out-dir", default=str(CONFIG_DIR / "profiles"), help="where NAME.yaml goes")
     configs(prof)
     prof.set_defaults(func=cmd_profile)
+
+    portraits = sub.add_parser("portraits", help="make the portrait look's host portraits (text-to-image, cached)")
+    portraits.add_argument("--size", type=int, default=512, help="side of the square portrait in pixels")
+    portraits.add_argument("--steps", type=int, default=1, help="denoising steps (few-step models: 1 to 4)")
+    portraits.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    portraits.add_argument("--force", action="store_true", help="make them again where the files exist")
+    configs(portraits)
+    portraits.set_defaults(func=cmd_portraits)
 
     check = sub.add_parser("config", help="validate the workflow and deployment files")
     configs(check)

@@ -33,8 +33,57 @@ def draw_portrait(path: Path, hue: int) -> None:
     cv2.imwrite(str(path), img)
 
 
+def _byte_symbols() -> list[str]:
+    """The 256 printable symbols byte-level BPE tokenizers (CLIP's) use for bytes."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
+    extra = iter(range(256, 512))
+    return [chr(b) if b in printable else chr(next(extra)) for b in range(256)]
+
+
+def write_text_to_image(root: Path, seed: int = 0) -> Path:
+    """A tiny Stable Diffusion pipeline at ``root/text_to_image`` (64 px images, one step),
+    its CLIP tokenizer built here from a character vocabulary: no hub involved."""
+    import json
+    import tempfile
+
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    torch.manual_seed(seed)
+    symbols = _byte_symbols()
+    vocab = {s: i for i, s in enumerate(symbols + [s + "</w>" for s in symbols])}
+    vocab |= {"<|startoftext|>": len(vocab), "<|endoftext|>": len(vocab) + 1}
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "vocab.json").write_text(json.dumps(vocab))
+        (Path(tmp) / "merges.txt").write_text("#version: 0.2\n")
+        tokenizer = CLIPTokenizer(vocab_file=str(Path(tmp) / "vocab.json"), merges_file=str(Path(tmp) / "merges.txt"),
+                                  model_max_length=32)
+    end = vocab["<|endoftext|>"]
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=len(vocab), hidden_size=D_MODEL, intermediate_size=64, num_attention_heads=2, num_hidden_layers=1,
+        max_position_embeddings=32, bos_token_id=vocab["<|startoftext|>"], eos_token_id=end, pad_token_id=end))
+    unet = UNet2DConditionModel(
+        sample_size=16, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(16, 32),
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=D_MODEL, attention_head_dim=8, norm_num_groups=8)
+    vae = AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1, block_out_channels=(8, 8, 16),
+        down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
+        norm_num_groups=8, sample_size=64)
+    StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                            scheduler=EulerDiscreteScheduler(timestep_spacing="trailing"), safety_checker=None,
+                            feature_extractor=None, requires_safety_checker=False).save_pretrained(root / "text_to_image")
+    return root
+
+
 def write(root: Path, seed: int = 0) -> Path:
-    """Write ``root/lipsync/{unet,vae,whisper}`` and ``root/portraits/*.png``; returns ``root``."""
+    """Write ``root/lipsync/{unet,vae,whisper}``, ``root/text_to_image/`` and ``root/portraits/*.png``."""
     import torch
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import WhisperConfig, WhisperModel
@@ -59,7 +108,7 @@ def write(root: Path, seed: int = 0) -> Path:
     (root / "portraits").mkdir(parents=True, exist_ok=True)
     for n, name in enumerate(PORTRAITS):
         draw_portrait(root / "portraits" / name, hue=60 * n)
-    return root
+    return write_text_to_image(root, seed)
 
 
 if __name__ == "__main__":

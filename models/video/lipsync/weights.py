@@ -89,7 +89,7 @@ def load(root: Path, device: str = "cpu") -> LipSyncModels:
     parts: dict[str, Any] = {}
     for part, loader in (("unet", UNet2DConditionModel), ("vae", AutoencoderKL), ("whisper", WhisperModel)):
         try:
-            model = loader.from_pretrained(folder / part, local_files_only=True, torch_dtype=dtype)
+            model = loader.from_pretrained(folder / part, local_files_only=True, dtype=dtype)
         except (OSError, ValueError, RuntimeError) as exc:
             raise WeightsError(f"{folder / part / REQUIRED[part][1]}: cannot load ({exc})".split("\n")[0]) from None
         parts[part] = model.to(device).eval()
