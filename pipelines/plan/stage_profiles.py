@@ -47,8 +47,9 @@ class Profile(BaseModel):
     #: Where the figures were measured (``profiling.machine_info``), kept free-form so
     #: that a profile from another version of the measuring code still loads.
     machine: dict[str, Any] = Field(default_factory=dict)
-    script: Fit
-    speech: Fit
+    #: None in a profile of the neural tiers alone (bench/gpu.py).
+    script: Fit | None = None
+    speech: Fit | None = None
     video: dict[str, Fit]
     encode: dict[str, Fit] = Field(default_factory=dict)
     #: Per tier, how much faster one segment is drawn split over k workers than on one

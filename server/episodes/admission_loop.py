@@ -40,7 +40,8 @@ def build_gate(deployment: Deployment, pools: StagePools) -> Admission:
     stage_rtf: dict[str, float] = {}
     profile = pools.profile
     if profile is not None:
-        stage_rtf = {"script": profile.script.rtf, "speech": profile.speech.rtf}
+        stage_rtf = {stage: fit.rtf for stage, fit in (("script", profile.script), ("speech", profile.speech))
+                     if fit is not None}
         if q.default in profile.encode:
             stage_rtf["encode"] = profile.encode[q.default].rtf
     return Admission(deployment.runtime.admission, stage_rtf, pools.video_costs.rtf, q.floor or q.ladder[0].name,

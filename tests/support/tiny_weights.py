@@ -17,6 +17,19 @@ D_MODEL = 32
 
 
 PORTRAITS = ("alex.png", "sam.png")
+#: The lip-sync networks' configs at test size (bench/gpu.py holds the real sizes).
+TINY = {
+    "unet": dict(sample_size=8, in_channels=8, out_channels=4, layers_per_block=1, block_out_channels=(16, 32),
+                 down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                 up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=D_MODEL, attention_head_dim=8,
+                 norm_num_groups=8),
+    "vae": dict(in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1, block_out_channels=(8, 8, 16),
+                down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
+                norm_num_groups=8, sample_size=32),
+    "whisper": dict(vocab_size=WHISPER_VOCAB, num_mel_bins=80, d_model=D_MODEL, encoder_layers=1,
+                    encoder_attention_heads=2, decoder_layers=1, decoder_attention_heads=2, encoder_ffn_dim=64,
+                    decoder_ffn_dim=64, max_source_positions=1500, max_target_positions=64),
+}
 
 
 def draw_portrait(path: Path, hue: int) -> None:
@@ -90,21 +103,9 @@ def write(root: Path, seed: int = 0) -> Path:
 
     torch.manual_seed(seed)
     folder = root / "lipsync"
-    UNet2DConditionModel(
-        sample_size=8, in_channels=8, out_channels=4, layers_per_block=1, block_out_channels=(16, 32),
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=D_MODEL, attention_head_dim=8, norm_num_groups=8,
-    ).save_pretrained(folder / "unet")
-    AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1, block_out_channels=(8, 8, 16),
-        down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
-        norm_num_groups=8, sample_size=32,
-    ).save_pretrained(folder / "vae")
-    WhisperModel(WhisperConfig(
-        vocab_size=WHISPER_VOCAB, num_mel_bins=80, d_model=D_MODEL, encoder_layers=1, encoder_attention_heads=2,
-        decoder_layers=1, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
-        max_source_positions=1500, max_target_positions=64,
-    )).save_pretrained(folder / "whisper")
+    UNet2DConditionModel(**TINY["unet"]).save_pretrained(folder / "unet")
+    AutoencoderKL(**TINY["vae"]).save_pretrained(folder / "vae")
+    WhisperModel(WhisperConfig(**TINY["whisper"])).save_pretrained(folder / "whisper")
     (root / "portraits").mkdir(parents=True, exist_ok=True)
     for n, name in enumerate(PORTRAITS):
         draw_portrait(root / "portraits" / name, hue=60 * n)

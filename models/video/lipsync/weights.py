@@ -81,10 +81,15 @@ def load(root: Path, device: str = "cpu") -> LipSyncModels:
     """Load the lip-sync networks from ``root/lipsync`` onto ``device`` (fp16 on CUDA, fp32 on the CPU)."""
     import torch
     from diffusers import AutoencoderKL, UNet2DConditionModel
+    from diffusers.utils import logging as diffusers_logging
     from transformers import WhisperModel
+    from transformers.utils import logging as transformers_logging
 
     configs = check_layout(root)
     folder = root / "lipsync"
+    # Quiet by default: loading bars in a server's log say nothing an operator needs.
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
     dtype = torch.float16 if device.startswith("cuda") else torch.float32
     parts: dict[str, Any] = {}
     for part, loader in (("unet", UNet2DConditionModel), ("vae", AutoencoderKL), ("whisper", WhisperModel)):
