@@ -116,7 +116,7 @@ def portrait_s(sizes: dict, device: str) -> float:
 
     def once() -> None:
         with torch.no_grad():
-            vae.decode(unet(latents, 999, encoder_hidden_states=text).sample).sample
+            vae.decode(unet(latents, 999, encoder_hidden_states=text).sample)
 
     once()
     return timed(once, device)
@@ -152,8 +152,8 @@ def report(f: dict) -> str:
         f"### Neural hosts on {f['device']} ({f['sizes']} sizes, random weights), {f['created']}",
         "| measure | value |", "| --- | --- |",
         f"| lip-sync frames per second by batch | {batches} |",
-        f"| first segment's frames (3 s of speech) after its audio | {f['lipsync']['first_segment_s']} s "
-        "(target on one H100: 0.5 s) |",
+        (f"| first segment's frames (3 s of speech) after its audio | {f['lipsync']['first_segment_s']} s "
+         "(target on one H100: 0.5 s) |"),
         f"| concurrent 25 fps speaking streams | {f['lipsync']['streams_25fps']} (target on one H100: 4) |",
         f"| one portrait (text-to-image, one step) | {f['portrait_s']:.3f} s |",
         f"| peak GPU memory | {f['peak_gib']} GiB |",
