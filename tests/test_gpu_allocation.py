@@ -88,3 +88,24 @@ def test_pools_must_draw_the_whole_ladder(tmp_path) -> None:
     pools = load_deployment(path).video_pools()
     assert [(p.device, p.draws(NEURAL), p.draws(FLOOR)) for p in pools] == [("cuda:0", True, False), ("cpu", False, True)]
     assert isinstance(load_deployment(path), Deployment)
+
+
+def test_admission_counts_the_gpu_workers() -> None:
+    from types import SimpleNamespace
+
+    from server.episodes.admission_loop import AdmissionLoop
+
+    video = StagePool("video", slots=[Slot("gpu-0", "gpu", speed=4.0, tiers=frozenset({NEURAL}), device="cuda:0"),
+                                      Slot("gpu-1", "gpu", speed=4.0, tiers=frozenset({NEURAL}), device="cuda:0"),
+                                      Slot("cpu-0", "cpu", speed=1.0, tiers=frozenset({FLOOR}))])
+    try:
+        loop = SimpleNamespace(pools=SimpleNamespace(video=video, video_costs=CostModel({FLOOR: 0.05, NEURAL: 2.0})),
+                               tier_names=[FLOOR, NEURAL],
+                               episodes={"a": SimpleNamespace(status="generating"), "b": SimpleNamespace(status="finished")})
+        gpu = AdmissionLoop.gpu_load(loop)
+        assert gpu == {"workers": 2, "capacity": 8.0, "demand": 2.0, "episodes_at_neural_tier": 4}
+        loop.pools.video = StagePool("video", 1)
+        assert AdmissionLoop.gpu_load(loop) is None, "no GPU pools: nothing to count"
+        loop.pools.video.shutdown()
+    finally:
+        video.shutdown()

@@ -79,6 +79,8 @@ class Slot:
     alpha: float = 0.5
     #: The tiers it draws (its pool's); None: every tier.
     tiers: frozenset[str] | None = None
+    #: Where its drawer runs (its pool's device).
+    device: str = "cpu"
 
     def draws(self, tier: str | None) -> bool:
         return tier is None or self.tiers is None or tier in self.tiers
@@ -423,7 +425,8 @@ class StagePools:
                 for i in range(pool.workers):
                     drawer = make_drawer(pool, spec.adapter, spec.params, deployment, i)
                     slots.append(Slot(f"sw-video-{pool.name}-{i}", pool.name, pool.speed, drawer,
-                                      tiers=frozenset(pool.tiers) if pool.tiers is not None else None))
+                                      tiers=frozenset(pool.tiers) if pool.tiers is not None else None,
+                                      device=pool.device))
         workers = {kind: spec.workers for kind, spec in deployment.tasks.items()}
         pools = cls(script=workers.get("script", 1), speech=workers.get("speech", 1), video=slots or 1,
                     order=deployment.runtime.scheduling, video_costs=costs, cold_costs=cold,

@@ -62,6 +62,8 @@ class AdmissionLoop:
         #: Episodes waiting for admission, oldest first.
         self.queue: list[str] = []
         self.gate = build_gate(deployment, pools)
+        self.pools = pools
+        self.tier_names = [t.name for t in deployment.quality.ladder]
         self.learned: CostLearner | None = None
         #: Cores other programs keep busy (smoothed); admission leaves them alone.
         self.other_cores = 0.0
@@ -102,7 +104,26 @@ class AdmissionLoop:
         a = self.gate
         return {"generation_cores": round(a.generation_demand(), 3), "viewer_cores": round(a.viewer_demand(), 3),
                 "other_programs_cores": round(self.other_cores, 3),
-                "learned_samples": self.learned.samples if self.learned else 0}
+                "learned_samples": self.learned.samples if self.learned else 0,
+                "gpu": self.gpu_load()}
+
+    def gpu_load(self) -> dict[str, Any] | None:
+        """The GPU workers as admission counts cores: their capacity (summed speeds), what the
+        generating episodes would ask of them drawn wholly at the cheapest tier they draw, and
+        how many episodes they can draw at once at that tier. None without GPU pools.
+
+        An episode is admitted on its look's CPU floor tier, which the GPUs only improve on;
+        this says how many of the admitted episodes can have neural tiers.
+        """
+        gpu = [s for s in self.pools.video.slots if s.device != "cpu"]
+        if not gpu:
+            return None
+        tiers = {t for s in gpu for t in (s.tiers if s.tiers is not None else self.tier_names)}
+        rtf = min(self.pools.video_costs.rtf(t) for t in tiers)
+        capacity = sum(s.speed for s in gpu)
+        generating = sum(e.status == "generating" for e in self.episodes.values())
+        return {"workers": len(gpu), "capacity": round(capacity, 3), "demand": round(generating * rtf, 3),
+                "episodes_at_neural_tier": int(capacity / rtf) if rtf > 0 else None}
 
     # ------------------------------------------------------------------ the queue
     @property
