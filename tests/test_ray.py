@@ -227,7 +227,9 @@ def _fails_then_joins(failures: list[BaseException], monkeypatch) -> list[dict]:
 
 @pytest.mark.parametrize("answer", [("Starting Ray client server failed. See ray_client_server_23000.err for "
                                      "detailed logs."),
-                                    "Proxy failed to Connect to backend! Check `ray_client_server.err`"])
+                                    "Proxy failed to Connect to backend! Check `ray_client_server.err`",
+                                    ("Traceback (most recent call last): ...\npsutil.ZombieProcess: PID still exists "
+                                     "but it's a zombie (pid=26870)")])
 def test_client_server_that_did_not_start_is_retried(answer, monkeypatch):
     """The proxy's forked per-client server died before it ran, or before it answered: the
     next ray.init joins."""

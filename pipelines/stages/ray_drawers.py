@@ -69,7 +69,9 @@ CLIENT_ATTEMPTS = 3
 CLIENT_RETRY_S = 2.0
 #: What the proxy answers when the per-client server it forked died before it ran, or
 #: before it answered.
-_CLIENT_SERVER_FAILED = ("Starting Ray client server failed", "Proxy failed to Connect to backend")
+_CLIENT_SERVER_FAILED = ("Starting Ray client server failed", "Proxy failed to Connect to backend",
+                         # the proxy found its forked child already dead when it looked it up
+                         "ZombieProcess", "NoSuchProcess")
 
 _connect_lock = threading.Lock()
 #: True when this process started the local cluster it is connected to.

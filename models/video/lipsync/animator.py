@@ -75,7 +75,9 @@ class PortraitAnimator:
         if len(portraits) != 2:
             raise WeightsError(f"portraits: name two image files (one per host), got {len(portraits)}")
         boxes = face_boxes or [None, None]
-        self.portraits = [load_portrait(self._path(p), box) for p, box in zip(portraits, boxes, strict=False)]
+        if len(boxes) != 2:
+            raise WeightsError(f"face_boxes: give one [x, y, w, h] per host (two), got {len(boxes)}")
+        self.portraits = [load_portrait(self._path(p), box) for p, box in zip(portraits, boxes, strict=True)]
         self.neural_tiers = frozenset(neural_tiers or ())
         self._generator = None
         self._faces: list = []
