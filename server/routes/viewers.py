@@ -66,8 +66,9 @@ async def offer(state: StateDep, episode_id: str, body: SessionDescription, requ
 @router.post("/{episode_id}/viewer-stats", status_code=204)
 async def viewer_stats(state: StateDep, episode_id: str, body: ViewerStats, request: Request) -> PlainTextResponse:
     episode = watchable(state, request, episode_id)
+    # Per connection, not per the viewer id the body claims: a client picks its ids.
     client = request.client
-    connection = body.viewer or (f"{client.host}:{client.port}" if client else "?")
+    connection = f"{client.host}:{client.port}" if client else "?"
     retry = state.reports.take(f"{episode.id}/{connection}")
     if retry is not None:
         raise HTTPException(429, f"too many viewer reports from this connection; retry in {retry} s",
