@@ -91,3 +91,36 @@ def test_missing_portraits_and_weights_fail_at_load(weights: Path, monkeypatch: 
         PortraitAnimator(portraits=list(PORTRAITS))
     with pytest.raises(WeightsError, match=r"face box \[0, 0, 999, 999\]"):
         PortraitAnimator(portraits=list(PORTRAITS), weights=str(weights), face_boxes=[[0, 0, 999, 999], [0, 0, 64, 64]])
+
+
+def test_the_floor_tier_follows_the_phonemes(animator: PortraitAnimator) -> None:
+    """With phoneme timings, the jaw opens on an open vowel and stays shut on a closed consonant."""
+    from models.protocols import TimedPhoneme
+
+    seg = segment(0.0)  # loud throughout
+    timed = VisualSegment(index=0, start=0, n_samples=seg.n_samples, speaker=0, caption=seg.caption, pcm=seg.pcm,
+                          phonemes=(TimedPhoneme("m", 0, 19_200), TimedPhoneme("a", 19_200, 48_000)))
+    frames = list(animator.render(SCENE, timed, FLOOR))
+    shut = list(animator.render(SCENE, segment(1.0), FLOOR))  # silent: the portrait's own mouth
+    x0, y0, x1, y1 = animator.mouth_box(FLOOR, 0)
+    moved = [int(changed(f[y0:y1, x0:x1], s[y0:y1, x0:x1]).sum()) for f, s in zip(frames, shut, strict=True)]
+    assert moved[5] == 0, "a closed 'm': the jaw stays shut"
+    assert moved[20] > 0, "an open 'a': the jaw opens"
+
+
+def test_both_hosts_blink_now_and_then(animator: PortraitAnimator, monkeypatch: pytest.MonkeyPatch) -> None:
+    from models.video.lipsync import animator as module
+    from models.video.lipsync.animator import blink
+
+    times = range(0, 48_000 * 12, 480)  # 12 s in 10 ms steps
+    for host in (0, 1):
+        closed = [t for t in times if blink(t, host) > 0.5]
+        assert closed, f"host {host} never blinks"
+        assert len(closed) < len(times) * 0.1, "blinks are short"
+    t = next(t for t in times if blink(t, 0) > 0.9)
+    blinking = animator.idle_frame(SCENE, FLOOR, t)
+    monkeypatch.setattr(module, "blink", lambda clock, host: 0.0)
+    open_eyes = animator.idle_frame(SCENE, FLOOR, t)  # the same instant, eyes open
+    rows = np.nonzero(changed(open_eyes, blinking)[:, :320])[0]
+    y0 = animator.mouth_box(FLOOR, 0)[1]
+    assert rows.size and rows.max() < y0, "the eyes close above the mouth"

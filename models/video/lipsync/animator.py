@@ -4,12 +4,12 @@ A look is kept for a whole episode; within it each segment's tier decides how th
 speaking host's mouth moves:
 
 - a *floor* tier (any tier not in ``neural_tiers``) runs on the CPU with no network:
-  the lower half of the face is stretched by the audio's loudness, a jaw that opens
-  and closes with the voice;
+  the lower half of the face is stretched by the viseme track's opening scaled by the
+  voice's loudness, a jaw that opens and closes with the words;
 - a *neural* tier repaints the lower half of the face crop with the lip-sync network
   (generator.py) from the segment's audio.
 
-The listener is its portrait with a slow idle sway. Networks and portraits load when
+Both hosts blink; the listener is its portrait with a slow idle sway. Networks and portraits load when
 the adapter is built, so a missing file stops the server at start, never an episode.
 """
 from __future__ import annotations
@@ -26,11 +26,16 @@ import numpy as np
 from models.protocols import CLOCK_RATE, Quality, SceneInfo, VisualSegment
 from models.video.lipsync.portraits import Portrait, load_portrait
 from models.video.lipsync.weights import WeightsError
+from models.video.visemes import VisemeTrack
 
 #: How far the jaw opens at full loudness, as a fraction of the face's lower half.
 JAW_OPEN = 0.14
 #: Loudness is measured over this window around each frame.
 ENVELOPE_S = 0.04
+#: A blink's half-length, in seconds.
+BLINK_S = 0.06
+#: The band of the face box where the eyes are, as fractions of its height.
+EYES = (0.28, 0.46)
 BACKGROUND = ((18, 22, 34), (38, 44, 66))
 ACCENT = (79, 140, 255)
 
@@ -47,6 +52,41 @@ def loudness(pcm: np.ndarray, n_frames: int, fps: int) -> np.ndarray:
                     for i in range(n_frames)], np.float32)
     peak = float(rms.max()) if rms.size else 0.0
     return rms / peak if peak > 0 else rms
+
+
+def jaw_openings(seg: VisualSegment, first: int, last: int, fps: int) -> np.ndarray:
+    """0..1 per frame: the viseme track's opening (from the phoneme timings) scaled by the
+    voice's loudness, as the cartoon's mouth does; loudness alone without phonemes."""
+    loud = loudness(seg.pcm, last, fps)[first:last]
+    if not seg.phonemes:
+        return loud
+    spf = CLOCK_RATE // fps
+    shapes = VisemeTrack(seg.phonemes).sample([n * spf for n in range(first, last)])
+    return np.clip(shapes[:, 0] * (0.5 + 0.5 * loud), 0.0, 1.0)
+
+
+def blink(clock: int, host: int) -> float:
+    """0..1: how closed a host's eyes are at episode time ``clock``; a short blink every few
+    seconds, at times that differ per host and never line up across a segment boundary."""
+    t = clock / CLOCK_RATE + host * 1.9
+    period = 4.3 + 0.7 * host
+    phase = (t % period) / BLINK_S
+    return float(max(0.0, 1.0 - abs(phase - 1.0))) if phase < 2.0 else 0.0
+
+
+def close_eyes(image: np.ndarray, box: tuple[int, int, int, int], amount: float) -> np.ndarray:
+    """The portrait with the eye band of its face box drawn shut by ``amount`` (lids from above)."""
+    if amount <= 0.0:
+        return image
+    x, y, w, h = box
+    top, bottom = y + int(h * EYES[0]), y + int(h * EYES[1])
+    lid = round((bottom - top) * amount)
+    if lid <= 0:
+        return image
+    out = image.copy()
+    skin = out[max(0, top - 2):top, x:x + w].mean(axis=0, keepdims=True) if top > 0 else out[top:top + 1, x:x + w]
+    out[top:top + lid, x:x + w] = skin.astype(out.dtype)
+    return out
 
 
 def open_jaw(crop: np.ndarray, amount: float) -> np.ndarray:
@@ -137,7 +177,7 @@ class PortraitAnimator:
             crops = self._generator.frames(prepared, seg.pcm, quality.fps, last, first=first)
             side = portrait.box[2]
             return [cv2.resize(c, (side, side), interpolation=cv2.INTER_LINEAR) for c in crops]
-        amounts = loudness(seg.pcm, last, quality.fps)[first:last]
+        amounts = jaw_openings(seg, first, last, quality.fps)
         crop = portrait.crop()
         return [open_jaw(crop, float(a)) for a in amounts]
 
@@ -162,6 +202,7 @@ class PortraitAnimator:
         """Both portraits side by side on the studio background; the speaker framed in the accent."""
         frame = _background(quality.width, quality.height)
         for host, image in enumerate(images):
+            image = close_eyes(image, self.portraits[host].box, blink(clock, host))
             x, y, panel_w, panel_h = self.panel(quality, host)
             panel = cv2.resize(image, (panel_w, panel_h), interpolation=cv2.INTER_AREA)
             y = max(0, y + round(2 * math.sin(2 * math.pi * clock / CLOCK_RATE / 3.0 + host * 1.7)))
