@@ -81,6 +81,9 @@ def test_reads_follow_visibility(client: httpx.Client, episodes: dict[str, str])
     assert r.status_code == 200 and "owner" not in r.json()
     assert client.get(f"/api/episodes/{unlisted}/transcript", headers=auth(BOB)).status_code == 200
     assert client.get(f"/watch/{private}").status_code == 404
+    wrong = auth("w" * 24)  # a wrong key learns nothing either: the same 403 for any id
+    assert client.get(f"/api/episodes/{private}", headers=wrong).status_code == 403
+    assert client.get(f"/api/episodes/{'x' * 16}", headers=wrong).status_code == 403
     assert client.post(f"/api/episodes/{private}/offer", json={"sdp": "v=0", "type": "offer"}).status_code == 404
 
 

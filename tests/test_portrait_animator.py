@@ -94,7 +94,7 @@ def test_missing_portraits_and_weights_fail_at_load(weights: Path, monkeypatch: 
 
 
 def test_the_floor_tier_follows_the_phonemes(animator: PortraitAnimator) -> None:
-    """With phoneme timings, the jaw opens on an open vowel and stays shut on a closed consonant."""
+    """With phoneme timings, the jaw opens wide on an open vowel and little on a closed consonant."""
     from models.protocols import TimedPhoneme
 
     seg = segment(0.0)  # loud throughout
@@ -104,8 +104,8 @@ def test_the_floor_tier_follows_the_phonemes(animator: PortraitAnimator) -> None
     shut = list(animator.render(SCENE, segment(1.0), FLOOR))  # silent: the portrait's own mouth
     x0, y0, x1, y1 = animator.mouth_box(FLOOR, 0)
     moved = [int(changed(f[y0:y1, x0:x1], s[y0:y1, x0:x1]).sum()) for f, s in zip(frames, shut, strict=True)]
-    assert moved[5] == 0, "a closed 'm': the jaw stays shut"
     assert moved[20] > 0, "an open 'a': the jaw opens"
+    assert moved[5] < moved[20], "a closed 'm' at the same loudness: less"
 
 
 def test_both_hosts_blink_now_and_then(animator: PortraitAnimator, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -41,10 +41,10 @@ def _not_found(episode_id: str) -> HTTPException:
 
 def watchable(state: ServerState, request: Request, episode_id: str) -> Episode:
     """The episode if the caller may watch it (its key, or a ``?share=`` link); 404 otherwise."""
+    principal = state.access.caller(request)  # first: a wrong key is a 403 whether the id exists or not
     episode = manager_of(state).get(episode_id)
     if episode is None:
         raise _not_found(episode_id)
-    principal = state.access.caller(request)
     shared = episode.visibility == "private" and manager_of(state).shared(episode, request.query_params.get("share"))
     if not can_watch(principal, episode, shared):
         raise _not_found(episode_id)

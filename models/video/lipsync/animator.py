@@ -55,14 +55,14 @@ def loudness(pcm: np.ndarray, n_frames: int, fps: int) -> np.ndarray:
 
 
 def jaw_openings(seg: VisualSegment, first: int, last: int, fps: int) -> np.ndarray:
-    """0..1 per frame: the viseme track's opening (from the phoneme timings) scaled by the
-    voice's loudness, as the cartoon's mouth does; loudness alone without phonemes."""
+    """0..1 per frame: the voice's loudness, opened further on open vowels and less on closed
+    consonants by the viseme track of the phoneme timings; loudness alone without phonemes."""
     loud = loudness(seg.pcm, last, fps)[first:last]
     if not seg.phonemes:
         return loud
     spf = CLOCK_RATE // fps
     shapes = VisemeTrack(seg.phonemes).sample([n * spf for n in range(first, last)])
-    return np.clip(shapes[:, 0] * (0.5 + 0.5 * loud), 0.0, 1.0)
+    return np.clip(loud * (0.25 + 0.75 * shapes[:, 0]), 0.0, 1.0)
 
 
 def blink(clock: int, host: int) -> float:
