@@ -121,6 +121,7 @@ class PortraitAnimator:
         self.neural_tiers = frozenset(neural_tiers or ())
         self._generator = None
         self._faces: list = []
+        self._panels: dict[tuple[int, int, int], np.ndarray] = {}
         self._lock = threading.Lock()
         if self.neural_tiers:
             from models.video.lipsync.generator import LipSyncGenerator
@@ -204,12 +205,23 @@ class PortraitAnimator:
         for host, image in enumerate(images):
             image = close_eyes(image, self.portraits[host].box, blink(clock, host))
             x, y, panel_w, panel_h = self.panel(quality, host)
-            panel = cv2.resize(image, (panel_w, panel_h), interpolation=cv2.INTER_AREA)
+            panel = self._scaled(host, image, panel_w, panel_h)
             y = max(0, y + round(2 * math.sin(2 * math.pi * clock / CLOCK_RATE / 3.0 + host * 1.7)))
             frame[y:y + panel_h, x:x + panel_w] = panel[: quality.height - y]
             if speaking == host:
                 cv2.rectangle(frame, (x - 3, y - 3), (x + panel_w + 2, y + panel_h + 2), ACCENT, 3)
         return frame
+
+
+    def _scaled(self, host: int, image: np.ndarray, width: int, height: int) -> np.ndarray:
+        """``image`` at the panel's size; a host's unchanged portrait (a listener with open eyes,
+        most frames) is scaled once per size, not once per frame."""
+        if image is not self.portraits[host].image:
+            return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+        key = (host, width, height)
+        if key not in self._panels:
+            self._panels[key] = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+        return self._panels[key]
 
 
 def _with_face(portrait: Portrait, face: np.ndarray) -> np.ndarray:
