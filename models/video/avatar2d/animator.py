@@ -17,11 +17,12 @@ import cv2
 import numpy as np
 
 from models.protocols import CLOCK_RATE, Quality, SceneInfo, VisualSegment
+from models.video.avatar2d.backdrops import Backdrops
 from models.video.avatar2d.cache import LayerCache
 from models.video.avatar2d.captions import Captions
-from models.video.avatar2d.cards import draw_equaliser, make_title
+from models.video.avatar2d.cards import draw_equaliser
 from models.video.avatar2d.hosts import draw_host, make_styles
-from models.video.avatar2d.layout import TRANSITION_S, canvas_key, host_rois
+from models.video.avatar2d.layout import TRANSITION_S, host_rois
 from models.video.avatar2d.motion import (
     Motion,
     Mouth,
@@ -30,17 +31,10 @@ from models.video.avatar2d.motion import (
     smoothstep,
     speaking_mouth,
 )
-from models.video.avatar2d.occluders import MicLayers, make_mics, restore_occluders
+from models.video.avatar2d.occluders import MicLayers, restore_occluders
 from models.video.avatar2d.primitives import hex_rgb
 from models.video.avatar2d.segment import Bases, Canvas
-from models.video.avatar2d.stage import make_base
-from models.video.avatar2d.studio import (
-    STUDIO_CACHE_DIR,
-    State,
-    make_studio,
-    stored_studio,
-    studio_look,
-)
+from models.video.avatar2d.studio import STUDIO_CACHE_DIR, State
 from models.video.avatar2d.text import Text
 from models.video.visemes import VisemeTrack
 
@@ -90,6 +84,8 @@ class Avatar2D:
         #: supersampled renders keep one big canvas and restore only the hosts' regions
         self._reuse_canvas = True
         self.studio_cache = STUDIO_CACHE_DIR if studio_cache is None else studio_cache
+        self.backdrops = Backdrops(self.bg_top, self.bg_bottom, self.styles, self.text, self.layers,
+                                   self.studio_cache)
 
     # ------------------------------------------------------------------ protocol
     def warm_up(self) -> None:
@@ -103,13 +99,11 @@ class Avatar2D:
         """Build (or load) the studio of every host state at these tiers, so no segment pays for it."""
         for quality in qualities:
             for state in ("idle", 0, 1):
-                self._studio(quality, state)
+                self.backdrops.studio(quality, state)
 
     def title_card(self, scene: SceneInfo, quality: Quality, t_s: float) -> np.ndarray:
         """The episode's title card at card time ``t_s`` seconds (the equaliser moves)."""
-        key = ("title", canvas_key(quality), scene.title, tuple(scene.hosts))
-        card = self.layers.get(key, lambda: make_title(scene, quality, self.bg_top, self.bg_bottom, self.styles, self.text))
-        img = card.copy()
+        img = self.backdrops.title(scene, quality).copy()
         draw_equaliser(img, self.seed, self.styles, t_s)
         return self._finish(img, quality)
 
@@ -175,23 +169,10 @@ class Avatar2D:
 
     def _bg(self, quality: Quality, state: State, scene: SceneInfo, box: bool) -> np.ndarray:
         """Full static picture (without hosts) for ``state`` in {"idle", 0, 1}."""
-        key = ("bg", canvas_key(quality), state, scene.title, tuple(scene.hosts), bool(box))
-
-        def make() -> np.ndarray:
-            studio = self._studio(quality, state)
-            return make_base(studio, self._mic_layers(quality), state, scene, box, self.styles, self.text)
-        return self.layers.get(key, make)
-
-    def _studio(self, quality: Quality, state: State) -> np.ndarray:
-        """The studio for ``state``: from memory, the disk cache, or built."""
-        def make() -> np.ndarray:
-            return make_studio(quality, state, self.bg_top, self.bg_bottom, self.styles)
-
-        def load() -> np.ndarray:
-            look = studio_look(self.bg_top, self.bg_bottom, self.styles, quality, state)
-            return stored_studio(self.studio_cache, look, make)
-        return self.layers.get(("studio", canvas_key(quality), state), load)
+        return self.backdrops.base(quality, state, scene, box)
 
     def _mic_layers(self, quality: Quality) -> MicLayers:
         """The tier's microphone layers and occluder blend weights."""
-        return self.layers.get(("mics", canvas_key(quality)), lambda: make_mics(quality, self.styles))
+        mics = self.backdrops.mics(quality)
+        assert mics is not None  # the cartoon look has its furniture
+        return mics

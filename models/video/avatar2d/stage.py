@@ -30,16 +30,18 @@ from models.video.avatar2d.primitives import (
 from models.video.avatar2d.text import Text
 
 
-def make_base(studio: np.ndarray, mics: MicLayers, state: str | int, scene: SceneInfo, box: bool,
+def make_base(studio: np.ndarray, mics: MicLayers | None, state: str | int, scene: SceneInfo, box: bool,
               styles: Sequence[HostStyle], text: Text) -> np.ndarray:
-    """The picture without hosts for ``state`` ("idle", 0 or 1), with the caption box when ``box``."""
+    """The picture without hosts for ``state`` ("idle", 0 or 1), with the caption box when ``box``;
+    with the microphones and the cartoon hosts' forearms when ``mics`` are given."""
     H = studio.shape[0]
     u = H / 1000.0
-    img = composite_mics(studio, mics)
-    # forearms and hands resting on the desk (restored over the hosts, see occluders)
-    for h in (0, 1):
-        dim = 0.95 if state == "idle" else (1.0 if state == h else 0.86)
-        draw_arms(img, styles[h], h, dim)
+    img = composite_mics(studio, mics) if mics is not None else studio.copy()
+    if mics is not None:
+        # forearms and hands resting on the desk (restored over the hosts, see occluders)
+        for h in (0, 1):
+            dim = 0.95 if state == "idle" else (1.0 if state == h else 0.86)
+            draw_arms(img, styles[h], h, dim)
     for h in (0, 1):
         _draw_name_plate(img, host_name(scene, h).upper(), h, styles[h].accent, state == h, text)
     draw_banner(img, scene.title, text)
