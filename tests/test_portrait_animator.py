@@ -12,6 +12,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 from models.protocols import Quality, SceneInfo, VisualSegment
 from models.registry import adapter_class
+from models.video.avatar2d import CAP_Y0
 from models.video.lipsync.animator import PortraitAnimator, frame_count
 from models.video.lipsync.weights import WeightsError
 from tests.support.tiny_weights import PORTRAITS, write
@@ -28,7 +29,7 @@ def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def animator(weights: Path) -> PortraitAnimator:
     cls = adapter_class("video", "lipsync")
-    return cls(portraits=list(PORTRAITS), weights=str(weights), neural_tiers=["neural"], batch=4)
+    return cls(portraits=list(PORTRAITS), weights=str(weights), neural_tiers=["neural"], batch=4, studio_cache="")
 
 
 def segment(loud_from: float, seconds: float = 1.0, speaker: int = 0) -> VisualSegment:
@@ -61,12 +62,27 @@ def test_the_floor_tier_opens_the_jaw_with_the_voice(animator: PortraitAnimator)
     diff = changed(quiet, loud)
     assert diff.any(), "the mouth moves when the voice starts"
     rows, cols = np.nonzero(diff)
-    # Only the lower half of the speaking (left) host's face box changes, as placed in the frame.
-    x, y, w, h = animator.portraits[0].box
-    scale = int(360 * 0.72) / animator.portraits[0].image.shape[0]
-    top, left = int(360 * 0.06), 160 - int(animator.portraits[0].image.shape[1] * scale) // 2
-    assert rows.min() >= top + (y + h / 2) * scale - 2 and rows.max() <= top + (y + h) * scale + 2
-    assert cols.min() >= left + x * scale - 2 and cols.max() <= left + (x + w) * scale + 2
+    # Only the lower half of the speaking (left) host's face changes, where the frame places it
+    # (give or take the picture's sway, the same in both frames).
+    x0, y0, x1, y1 = animator.mouth_box(FLOOR, 0)
+    assert y0 - 2 <= rows.min() and rows.max() <= y1 + 2, (rows.min(), rows.max(), y0, y1)
+    assert x0 - 2 <= cols.min() and cols.max() <= x1 + 2, (cols.min(), cols.max(), x0, x1)
+
+
+def test_the_frame_is_the_studio_with_captions_and_the_speaker_framed(animator: PortraitAnimator) -> None:
+    seg = segment(0.5)
+    other = VisualSegment(index=0, start=0, n_samples=seg.n_samples, speaker=0, caption="a different line entirely",
+                          pcm=seg.pcm, phonemes=())
+    a, b = next(animator.render(SCENE, seg, FLOOR)), next(animator.render(SCENE, other, FLOOR))
+    rows = np.nonzero(changed(a, b))[0]
+    assert rows.size and rows.min() >= int(360 * CAP_Y0), "only the caption differs"
+    left, right = (animator.stage.frame(FLOOR, h) for h in (0, 1))
+    accent = tuple(animator.styles[0].accent)
+    assert tuple(a[left.y + left.h // 2, left.x - 2]) == accent, "the speaker framed in its accent"
+    assert tuple(a[right.y + right.h // 2, right.x - 2]) != tuple(animator.styles[1].accent)
+    idle = animator.idle_frame(SCENE, FLOOR, 0)
+    listener = (slice(right.y + 4, right.y + right.h - 4), slice(right.x + 4, right.x + right.w - 4))
+    assert a[listener].mean() < idle[listener].mean() * 0.95, "the listener dimmed"
 
 
 def test_the_neural_tier_repaints_only_the_speakers_face(animator: PortraitAnimator) -> None:
@@ -109,8 +125,8 @@ def test_the_floor_tier_follows_the_phonemes(animator: PortraitAnimator) -> None
 
 
 def test_both_hosts_blink_now_and_then(animator: PortraitAnimator, monkeypatch: pytest.MonkeyPatch) -> None:
-    from models.video.lipsync import animator as module
-    from models.video.lipsync.animator import blink
+    from models.video.lipsync import composition as module
+    from models.video.lipsync.composition import blink
 
     times = range(0, 48_000 * 12, 480)  # 12 s in 10 ms steps
     for host in (0, 1):

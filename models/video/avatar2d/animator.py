@@ -21,7 +21,7 @@ from models.video.avatar2d.backdrops import Backdrops
 from models.video.avatar2d.cache import LayerCache
 from models.video.avatar2d.captions import Captions
 from models.video.avatar2d.cards import draw_equaliser
-from models.video.avatar2d.hosts import draw_host, make_styles
+from models.video.avatar2d.hosts import DEFAULT_BACKDROP, DEFAULT_COLOURS, draw_host, make_styles
 from models.video.avatar2d.layout import TRANSITION_S, host_rois
 from models.video.avatar2d.motion import (
     Motion,
@@ -54,16 +54,16 @@ class Avatar2D:
         seed: int = 7,
         blend_ms: float = 35.0,
         captions: bool = True,
-        backdrop_top: str = "#141a33",
-        backdrop_bottom: str = "#2b2550",
-        accent0: str = "#ff7a59",
-        accent1: str = "#36c9bb",
-        skin0: str = "#c98e64",
-        skin1: str = "#f6d2bb",
-        hair0: str = "#2d211d",
-        hair1: str = "#b0502f",
-        top0: str = "#2f4d7a",
-        top1: str = "#e9ae3f",
+        backdrop_top: str = DEFAULT_BACKDROP[0],
+        backdrop_bottom: str = DEFAULT_BACKDROP[1],
+        accent0: str = DEFAULT_COLOURS["accent"][0],
+        accent1: str = DEFAULT_COLOURS["accent"][1],
+        skin0: str = DEFAULT_COLOURS["skin"][0],
+        skin1: str = DEFAULT_COLOURS["skin"][1],
+        hair0: str = DEFAULT_COLOURS["hair"][0],
+        hair1: str = DEFAULT_COLOURS["hair"][1],
+        top0: str = DEFAULT_COLOURS["top"][0],
+        top1: str = DEFAULT_COLOURS["top"][1],
         font_path: str = "",
         bold_font_path: str = "",
         max_caption_lines: int = 2,

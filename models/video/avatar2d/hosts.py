@@ -34,6 +34,13 @@ class HostStyle:
     inner: tuple = (236, 236, 240)
 
 
+#: The hosts' colours unless the deployment says otherwise: (host 0, host 1) per part.
+DEFAULT_COLOURS = {"skin": ("#c98e64", "#f6d2bb"), "hair": ("#2d211d", "#b0502f"), "top": ("#2f4d7a", "#e9ae3f"),
+                   "accent": ("#ff7a59", "#36c9bb")}
+#: The studio wall's gradient, top and bottom.
+DEFAULT_BACKDROP = ("#141a33", "#2b2550")
+
+
 def make_styles(skin: tuple[str, str], hair: tuple[str, str], top: tuple[str, str],
                 accent: tuple[str, str]) -> tuple[HostStyle, HostStyle]:
     """The two hosts from their configured colours: a short-haired host in a jacket, a long-haired one with glasses."""

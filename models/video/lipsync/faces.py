@@ -19,6 +19,9 @@ GROW = 1.35
 DROP = 0.08
 #: Upsampling passes: one finds faces down to about 40 px across.
 UPSAMPLE = 1
+#: The detector's least score taken as a face: clear frontal faces score well above it,
+#: drawings and chance patterns (a badge, a shadow) below.
+MIN_SCORE = 0.4
 
 Box = tuple[int, int, int, int]
 
@@ -57,7 +60,7 @@ def detect_face(rgb: np.ndarray) -> Box | None:
 
     Raises ``DetectorMissing`` without dlib.
     """
-    rects, scores, _ = _get_detector().run(np.ascontiguousarray(rgb), UPSAMPLE, 0.0)
+    rects, scores, _ = _get_detector().run(np.ascontiguousarray(rgb), UPSAMPLE, MIN_SCORE)
     if not rects:
         return None
     best = max(range(len(rects)), key=lambda i: scores[i])
