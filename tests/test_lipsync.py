@@ -56,6 +56,22 @@ def test_audio_changes_only_the_mouth_region(generator: LipSyncGenerator) -> Non
     assert (a[:, : size // 2] == face(size)[None, : size // 2]).all(), "the upper face is the portrait's own"
 
 
+def test_the_audio_prompt_is_musetalks(generator: LipSyncGenerator) -> None:
+    """Per frame: 10 feature vectors (two frames either side at 25 fps) of every encoder layer,
+    flattened time-major, zeros before the audio starts, plus the sinusoidal position code."""
+    import torch
+
+    features = generator.audio_features(speech(1, 2.0))
+    layers, d = features.shape[1], features.shape[2]
+    assert features.shape[0] == 100 and layers == generator.models.whisper.config.encoder_layers + 1
+    prompts = generator._conditions(features, n_frames=50, fps=25)
+    assert prompts.shape == (50, 10 * layers, d)
+    code = generator._positions(10 * layers, d, prompts)[0]
+    assert torch.allclose(prompts[0, : 4 * layers], code[: 4 * layers]), "before the audio: the code alone"
+    window = features[20:30].reshape(-1, d)  # frame 12 at 25 fps: vectors 24-4 .. 24+5
+    assert torch.allclose(prompts[12], window + code)
+
+
 def test_the_same_inputs_give_the_same_frames(weights: Path, generator: LipSyncGenerator) -> None:
     size = generator.models.crop_px
     first = generator.frames(generator.prepare(face(size)), speech(3), fps=25, n_frames=8)

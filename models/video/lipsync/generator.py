@@ -1,11 +1,13 @@
 """Frames of a speaking face from its audio: Whisper features in, the crop's lower half repainted.
 
 Per face, once (``prepare``): the crop's latents as the reference, and its latents
-with the lower half blanked as what the UNet repaints. Per segment: Whisper encoder
-features of its audio (resampled to 16 kHz), a window of them around each video
-frame's time as the UNet's cross-attention, one UNet step at timestep 0, a VAE
-decode, and the result pasted into the crop through a feathered mask of its lower
-half, so nothing outside the mouth and jaw region changes.
+with the lower half blanked as what the UNet repaints. Per segment: the Whisper
+encoder's hidden states of its audio (resampled to 16 kHz), every layer's; for each
+video frame the window of them around its time, flattened to one token sequence with
+a sinusoidal position code added (MuseTalk's audio prompt, so its released weights
+fit); one UNet step at timestep 0, a VAE decode, and the result pasted into the crop
+through a feathered mask of its lower half, so nothing outside the mouth and jaw
+region changes.
 """
 from __future__ import annotations
 
@@ -20,10 +22,14 @@ from models.protocols import CLOCK_RATE
 from models.video.lipsync.weights import LipSyncModels
 
 WHISPER_RATE = 16_000
-#: Whisper's encoder gives one feature vector per 20 ms of audio.
+#: Whisper's encoder gives one feature vector per 20 ms of audio, and reads 30 s at a time.
 FEATURES_PER_S = 50
-#: Feature vectors on each side of a frame's time that condition it.
-WINDOW = 2
+CHUNK_S = 30
+#: Video frames (at 25 fps) of audio on each side of a frame that condition it.
+PAD_FRAMES = 2
+#: Feature vectors per video frame at 25 fps, and so per conditioning window.
+PER_FRAME = 2
+WINDOW = PER_FRAME * (2 * PAD_FRAMES + 1)
 #: Where the repainted region starts, as a fraction of the crop's height.
 MOUTH_FROM = 0.5
 
@@ -79,23 +85,47 @@ class LipSyncGenerator:
         return PreparedFace(crop, self._to_latents(crop), self._to_latents(blanked), mouth_mask(size))
 
     def audio_features(self, pcm: np.ndarray) -> Any:
-        """Whisper encoder features of clock-rate audio: (n, d_model), 50 a second."""
+        """Whisper encoder hidden states (every layer's) of clock-rate audio: (n, layers, d_model), 50 a second."""
         import torch
 
         audio = soxr.resample(pcm.astype(np.float32), CLOCK_RATE, WHISPER_RATE)
-        mel = self.features(audio, sampling_rate=WHISPER_RATE, return_tensors="pt").input_features
-        with torch.no_grad():
-            hidden = self.models.whisper(mel.to(self.models.device, self.models.dtype)).last_hidden_state[0]
-        n = max(1, min(hidden.shape[0], int(np.ceil(len(audio) / WHISPER_RATE * FEATURES_PER_S))))
-        return hidden[:n]
+        step = CHUNK_S * WHISPER_RATE
+        parts = []
+        for start in range(0, max(1, len(audio)), step):
+            chunk = audio[start:start + step]
+            mel = self.features(chunk, sampling_rate=WHISPER_RATE, return_tensors="pt").input_features
+            with torch.no_grad():
+                states = self.models.whisper(mel.to(self.models.device, self.models.dtype),
+                                             output_hidden_states=True).hidden_states
+            n = max(1, int(np.ceil(len(chunk) / WHISPER_RATE * FEATURES_PER_S)))
+            parts.append(torch.stack(states, dim=2)[0, :n])
+        return torch.cat(parts)
 
     def _conditions(self, features: Any, n_frames: int, fps: float) -> Any:
-        """For each frame, the feature vectors within ``WINDOW`` of its time: (n_frames, 2W+1, d)."""
+        """For each frame, the ``WINDOW`` feature vectors from ``PAD_FRAMES`` frames before its time on,
+        zeros beyond the audio, every layer's, flattened time-major with the position code added:
+        (n_frames, WINDOW * layers, d)."""
         import torch
 
-        centres = np.minimum((np.arange(n_frames) / fps * FEATURES_PER_S).astype(int), features.shape[0] - 1)
-        rows = np.clip(centres[:, None] + np.arange(-WINDOW, WINDOW + 1)[None], 0, features.shape[0] - 1)
-        return features[torch.from_numpy(rows).to(features.device)]
+        pad = PER_FRAME * PAD_FRAMES
+        starts = (np.arange(n_frames) / fps * FEATURES_PER_S).astype(int)
+        rows = torch.from_numpy(starts[:, None] + np.arange(WINDOW)[None] - pad).to(features.device)
+        inside = ((rows >= 0) & (rows < features.shape[0]))[..., None, None]
+        window = features[rows.clamp(0, features.shape[0] - 1)] * inside
+        flat = window.reshape(n_frames, -1, features.shape[-1])
+        return flat + self._positions(flat.shape[1], flat.shape[2], flat)
+
+    @staticmethod
+    def _positions(n: int, d: int, like: Any) -> Any:
+        """The sinusoidal position code of ``n`` tokens of width ``d`` (sines on even, cosines on odd)."""
+        import torch
+
+        position = torch.arange(n, dtype=torch.float32)[:, None]
+        rate = torch.exp(torch.arange(0, d, 2, dtype=torch.float32) * (-np.log(10_000.0) / d))
+        code = torch.zeros(n, d)
+        code[:, 0::2] = torch.sin(position * rate)
+        code[:, 1::2] = torch.cos(position * rate[: d // 2])
+        return code.to(like.device, like.dtype)[None]
 
     def frames(self, face: PreparedFace, pcm: np.ndarray, fps: float, n_frames: int, first: int = 0) -> np.ndarray:
         """RGB crops ``first .. n_frames-1`` of the face speaking ``pcm`` (clock-rate mono float):
