@@ -169,6 +169,21 @@ def cmd_portraits(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_musetalk(args: argparse.Namespace) -> int:
+    """Write MuseTalk's released weights into the lip-sync folder's layout under --weights."""
+    from models.video.lipsync.musetalk_import import import_musetalk
+    from models.video.lipsync.weights import WeightsError
+
+    if not args.weights:
+        raise ConfigError("--weights DIR: the folder the lip-sync networks go into (DIR/lipsync/)")
+    try:
+        folder = import_musetalk(Path(args.source), Path(args.weights))
+    except WeightsError as exc:
+        raise ConfigError(str(exc)) from None
+    print(f"wrote {folder} (unet, vae, whisper); serve with --weights {args.weights}")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -234,6 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
     portraits.add_argument("--force", action="store_true", help="make them again where the files exist")
     configs(portraits)
     portraits.set_defaults(func=cmd_portraits)
+
+    musetalk = sub.add_parser("import-musetalk", help="write MuseTalk's released weights into --weights DIR/lipsync")
+    musetalk.add_argument("source", help="MuseTalk's models/ folder (musetalkV15/, sd-vae/, whisper/)")
+    musetalk.add_argument("--weights", default=None, metavar="DIR", help="the weights folder to write into")
+    musetalk.set_defaults(func=cmd_import_musetalk)
 
     check = sub.add_parser("config", help="validate the workflow and deployment files")
     configs(check)
