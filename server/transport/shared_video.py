@@ -1,0 +1,62 @@
+"""Which encoded video frame a WebRTC viewer is sent next: the episode's shared VP8 frames.
+
+Every viewer is sent the same encoded frames (pipelines/playout/encoding.py), each from
+its own start. A VP8 frame other than a keyframe decodes only after the frame before it,
+so within a segment a viewer is sent every frame in order, catching up in a burst when it
+fell behind (their timestamps say when each is shown, so the browser keeps them in sync
+with the audio); a viewer joins a segment only at its first frame, a keyframe.
+
+A viewer that lost packets and asks for a keyframe (PLI or FIR) gets one from an encoder
+of its own (aiortc's, in the sender) until the next segment boundary, where it rejoins
+the shared frames at their keyframe.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipelines.playout.buffer import Playhead
+from pipelines.segments import ReadySegment
+
+
+@dataclass(frozen=True)
+class Pick:
+    """The next frame for one viewer: shared encoded bytes or, for its own encoder, raw I420."""
+
+    data: bytes | None
+    raw: np.ndarray | None
+    #: The frame's place on the episode's clock (samples), which sets its timestamp.
+    position: int
+    #: The viewer is behind the playhead: send this one without waiting.
+    behind: bool
+
+
+class SharedCursor:
+    """One viewer's place in the shared encoded frames."""
+
+    def __init__(self, playhead: Playhead) -> None:
+        self.playhead = playhead
+        self._segment: ReadySegment | None = None
+        self._next = 0  # index in ``_segment`` of the next frame to send
+        self._own = False  # this viewer's own encoder until the segment ends
+
+    def next(self, keyframe_wanted: bool) -> Pick | None:
+        """The frame to send now, or None when there is none yet (a stall past the last frame
+        sent, or a segment without shared frames: the caller then sends the playhead's frame)."""
+        seg = self.playhead.buffer.segment_at(min(self.playhead.position, self.playhead.buffer.end - 1))
+        if seg is None or seg.frames is None or getattr(seg.frames, "packets", None) is None:
+            return None
+        if seg is not self._segment:
+            self._segment, self._next, self._own = seg, 0, False  # join at its keyframe
+        elif self._next >= len(seg.frames):
+            return None  # sent it all; the playhead is on its last frame (a stall)
+        if keyframe_wanted:
+            self._own = True
+        spf = seg.quality.samples_per_frame
+        k = self._next
+        self._next += 1
+        playing = min(len(seg.frames) - 1, (self.playhead.position - seg.start) // spf)
+        if self._own:
+            return Pick(None, seg.frames[k], seg.start + k * spf, k < playing)
+        return Pick(seg.frames.packets[k], None, seg.start + k * spf, k < playing)  # type: ignore[union-attr]
