@@ -285,6 +285,10 @@ class StagePool:
                     outcome: tuple[Any, BaseException | None] = (job.call(), None)
                 except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
                     outcome = (None, exc)
+                # Free the slot before the caller wakes: what it plans next must not count this job.
+                with self._cv:
+                    slot.running = None
+                    slot.job = None
                 try:
                     job.loop.call_soon_threadsafe(_settle, job.future, *outcome)
                 except RuntimeError:
