@@ -206,6 +206,9 @@ class RuntimeSpec(_Strict):
     #: Frames wait for viewers JPEG-compressed plane by plane, a fraction of their raw
     #: size; null keeps raw I420, which only short episodes can afford.
     frame_jpeg_quality: int | None = Field(90, ge=50, le=100)
+    #: Each segment is encoded once (VP8) on the worker that drew it and every WebRTC
+    #: viewer is sent those frames; off, every viewer has an encoder of its own.
+    shared_encoding: bool = True
     #: Queues run earliest deadline first across all episodes ("fifo" for comparison).
     scheduling: Literal["edf", "fifo"] = "edf"
     #: A segment's deadline is its playout time minus this margin; playout of an
@@ -352,10 +355,11 @@ class Deployment(_Strict):
         return [PoolSpec(name="video", workers=spec.workers, backend=self.runtime.video_workers)]
 
     def grid_samples(self) -> int:
-        """Segments are padded to a multiple of this, so every tier's frames tile them exactly."""
-        from math import lcm
+        """Segments are padded to a multiple of this, so every tier's frames and the audio
+        packets tile them exactly."""
+        from pipelines.playout.clock import grid_for
 
-        return lcm(*(CLOCK_RATE // t.fps for t in self.quality.ladder))
+        return grid_for([t.fps for t in self.quality.ladder])
 
     def check_against(self, workflow: Workflow, source: str) -> None:
         missing = [

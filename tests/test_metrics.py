@@ -12,6 +12,7 @@ import json
 import signal
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -45,7 +46,7 @@ class FakeState:
     def __init__(self) -> None:
         self.ready = True
         self.manager = SimpleNamespace(episodes={})
-        self.gateway = SimpleNamespace(viewers={})
+        self.gateway = SimpleNamespace(viewers={}, frames_sent=Counter())
 
     def episode(self, episode_id: str, status: str = "generating", **fields) -> Episode:
         ep = Episode(id=episode_id, request=EpisodeRequest(topic=f"topic {episode_id}", duration_s=30), directory=Path("/nonexistent"))
@@ -332,7 +333,7 @@ def test_every_family_is_prefixed_and_documented() -> None:
         "streamwise_generated_media_seconds", "streamwise_quality_changes", "streamwise_queue_wait_seconds",
         "streamwise_stage_latency_seconds", "streamwise_stalled_seconds", "streamwise_stalls",
         "streamwise_time_to_first_frame_seconds", "streamwise_time_to_first_speech_seconds", "streamwise_viewers",
-        "streamwise_worker_busy_seconds", "streamwise_worker_utilisation_ratio",
+        "streamwise_webrtc_frames_sent", "streamwise_worker_busy_seconds", "streamwise_worker_utilisation_ratio",
     ]
     for fam in families:
         assert fam.name.startswith("streamwise_"), fam.name

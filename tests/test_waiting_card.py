@@ -24,6 +24,8 @@ class FakePlayhead:
     def __init__(self) -> None:
         self.started = False
         self.ended = False
+        self.buffer = PlayoutBuffer()  # no segments, so no shared frames: the card and raw frames
+        self.position = 0
 
     def frame(self):
         return (CARD, None) if self.started else None

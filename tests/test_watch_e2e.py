@@ -180,6 +180,18 @@ def test_c_closing_a_page_frees_its_viewer(session, client: httpx.Client) -> Non
     assert episode["viewers"] == 0, "closing the last page must free its peer connection"
 
 
+def test_e_viewers_were_sent_the_frames_encoded_once(client: httpx.Client) -> None:
+    """Both browsers played the episode's shared VP8 and Opus frames, not encoders of their own."""
+    sent = {}
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith("streamwise_webrtc_frames_sent_total{"):
+            labels, value = line.rsplit(" ", 1)
+            sent[labels.split('track="')[1].split('"')[0], labels.split('encoder="')[1].split('"')[0]] = float(value)
+    print("frames sent:", sent)
+    assert sent.get(("video", "shared"), 0) > 10 * max(1.0, sent.get(("video", "own"), 0)), sent
+    assert sent.get(("audio", "shared"), 0) > 100 and sent.get(("audio", "own"), 0) == 0, sent
+
+
 def test_d_no_console_errors(session) -> None:
     errors = [
         (kind, text, url) for viewer in session["viewers"] for kind, text, url in viewer.console

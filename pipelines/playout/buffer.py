@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from models.protocols import CLOCK_RATE, Quality
+from pipelines.playout.encoding import AUDIO_FRAME, OpusStream
 from pipelines.segments import ReadySegment
 
 
@@ -33,6 +34,8 @@ class PlayoutBuffer:
         self.end = 0  # samples available, contiguous from 0
         self.finished = False
         self.failed: str | None = None
+        #: The audio encoded once for every WebRTC viewer, as it arrives (None: each its own).
+        self.opus: OpusStream | None = None
         self._changed = asyncio.Event()
 
     def append(self, segment: ReadySegment) -> None:
@@ -41,6 +44,8 @@ class PlayoutBuffer:
         self.segments.append(segment)
         self._starts.append(segment.start)
         self.end = segment.end
+        if self.opus is not None:
+            self.opus.add(segment.pcm)
         self._wake()
 
     @property
@@ -50,6 +55,8 @@ class PlayoutBuffer:
         return self.finished or bool(self.segments and self.segments[-1].kind == "outro")
 
     def finish(self, error: str | None = None) -> None:
+        if self.opus is not None and not self.finished:
+            self.opus.finish()
         self.finished = True
         self.failed = error
         self._wake()
@@ -147,7 +154,8 @@ class Playhead:
         if first_speech is None and not self.buffer.finished:
             return False
         intro_end = first_speech.start if first_speech is not None else 0
-        self.position = intro_end if self._waited else 0
+        # On a whole 20 ms audio packet, so every viewer's audio lines up with the shared packets.
+        self.position = intro_end // AUDIO_FRAME * AUDIO_FRAME if self._waited else 0
         self.started = True
         return True
 

@@ -2,9 +2,9 @@
 
 The episode timeline is counted in audio samples at 48 kHz; video frame n of a
 segment at f frames per second sits at ``start + n * 48000 / f``. Segments are
-padded to a grid that every tier's frame period divides, so each segment holds a
-whole number of frames at any tier and a tier change never shifts audio against
-video: the A/V offset is zero by construction.
+padded to a grid that every tier's frame period and the 20 ms audio packet divide,
+so each segment holds a whole number of frames at any tier and of audio packets, and
+a tier change never shifts audio against video: the A/V offset is zero by construction.
 """
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ import numpy as np
 
 from models.protocols import CLOCK_RATE
 
+#: Samples in one audio packet (20 ms): viewers' audio moves in these steps.
+AUDIO_PACKET = CLOCK_RATE // 50
+
 
 def samples_per_frame(fps: int) -> int:
     if CLOCK_RATE % fps:
@@ -22,8 +25,9 @@ def samples_per_frame(fps: int) -> int:
 
 
 def grid_for(fps_values: list[int]) -> int:
-    """The smallest segment length unit that holds whole frames at every listed rate."""
-    return lcm(*(samples_per_frame(f) for f in fps_values))
+    """The smallest segment length unit that holds whole frames at every listed rate and
+    whole audio packets."""
+    return lcm(AUDIO_PACKET, *(samples_per_frame(f) for f in fps_values))
 
 
 def pad_to_grid(n_samples: int, grid: int) -> int:

@@ -1,4 +1,4 @@
-"""Frames encoded once for every WebRTC viewer: VP8, starting with a keyframe.
+"""Media encoded once for every WebRTC viewer: video as VP8 starting with a keyframe, audio as Opus.
 
 A segment's frames are encoded once per episode, on the worker that drew them, so a
 viewer costs the server packetising and encryption only, not an encoder of its own.
@@ -17,6 +17,9 @@ from fractions import Fraction
 
 import av
 import numpy as np
+
+from models.protocols import CLOCK_RATE
+from pipelines.playout.clock import AUDIO_PACKET
 
 #: Target bits per second per pixel of a frame at 25 fps: about 1 Mbit/s at 640x360.
 BITS_PER_PIXEL = 4.3
@@ -72,3 +75,74 @@ def encode_vp8(frames: Sequence[np.ndarray], fps: int, bitrate: int | None = Non
 def is_keyframe(data: bytes) -> bool:
     """Whether a VP8 frame is a keyframe (bit 0 of its first byte is 0, RFC 6386 section 9.1)."""
     return bool(data) and not data[0] & 1
+
+
+#: Samples in one Opus packet: every viewer's audio moves in these steps.
+AUDIO_FRAME = AUDIO_PACKET
+#: Bits per second of the episode's Opus stream (one voice, mono).
+AUDIO_BITRATE = 48_000
+
+
+def _opus() -> av.AudioCodecContext:
+    codec = av.CodecContext.create("libopus", "w")
+    codec.bit_rate = AUDIO_BITRATE
+    codec.format = "s16"
+    codec.layout = "mono"
+    codec.sample_rate = CLOCK_RATE
+    codec.time_base = Fraction(1, CLOCK_RATE)
+    codec.options = {"application": "voip"}
+    return codec
+
+
+def _encode_audio(codec: av.AudioCodecContext, pcm: np.ndarray, pts: int) -> list[bytes]:
+    samples = np.clip(pcm * 32767.0, -32768, 32767).astype(np.int16).reshape(1, -1)
+    frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
+    frame.sample_rate, frame.pts = CLOCK_RATE, pts
+    return [bytes(p) for p in codec.encode(frame)]
+
+
+class OpusStream:
+    """An episode's audio encoded once as it arrives, in 20 ms Opus packets on the episode's
+    clock: packet ``i`` carries samples ``[960 i, 960 (i + 1))``. Not thread-safe: one writer."""
+
+    def __init__(self) -> None:
+        self._codec = _opus()
+        self.packets: list[bytes] = []
+        self._pending = np.zeros(0, np.float32)
+        self._fed = 0
+
+    def add(self, pcm: np.ndarray) -> None:
+        """Encode the next stretch of the episode's audio (float, -1..1); a partial packet waits."""
+        pending = np.concatenate([self._pending, pcm.astype(np.float32)])
+        whole = len(pending) // AUDIO_FRAME * AUDIO_FRAME
+        for start in range(0, whole, AUDIO_FRAME):
+            self.packets.extend(_encode_audio(self._codec, pending[start:start + AUDIO_FRAME], self._fed))
+            self._fed += AUDIO_FRAME
+        self._pending = pending[whole:]
+
+    def finish(self) -> None:
+        """The audio is complete: the last partial packet, padded with silence."""
+        if len(self._pending):
+            self.add(np.zeros(AUDIO_FRAME - len(self._pending), np.float32))
+
+    def packet_at(self, position: int) -> bytes | None:
+        """The packet starting at episode sample ``position``, if it is encoded."""
+        index, offset = divmod(position, AUDIO_FRAME)
+        return self.packets[index] if offset == 0 and index < len(self.packets) else None
+
+
+_silence: bytes | None = None
+
+
+def silence_packet() -> bytes:
+    """20 ms of silence as one Opus packet, encoded once."""
+    global _silence
+    if _silence is None:
+        codec = _opus()
+        zeros = np.zeros(AUDIO_FRAME, np.float32)
+        # The encoder holds back its first frame for lookahead: feed until a packet comes out.
+        out: list[bytes] = []
+        while not out:
+            out = _encode_audio(codec, zeros, 0)
+        _silence = out[0]
+    return _silence

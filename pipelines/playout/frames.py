@@ -16,10 +16,19 @@ import numpy as np
 class FrameList(Sequence[np.ndarray]):
     """A read-only sequence of I420 frames, raw or compressed; indexing returns the raw frame."""
 
-    def __init__(self, items: list, shape: tuple[int, int] | None, jpeg_quality: int | None) -> None:
+    def __init__(self, items: list, shape: tuple[int, int] | None, jpeg_quality: int | None,
+                 packets: list[bytes] | None = None) -> None:
         self._items = items
         self._shape = shape  # (rows, cols) of the I420 array
         self._quality = jpeg_quality
+        #: The same frames encoded once for every WebRTC viewer (VP8, a keyframe first), if they were.
+        self.packets = packets
+
+    def encoded(self, packets: list[bytes]) -> FrameList:
+        """This list with its frames' encoded form attached (one packet per frame)."""
+        if len(packets) != len(self._items):
+            raise ValueError(f"{len(packets)} encoded frames for {len(self._items)} frames")
+        return FrameList(self._items, self._shape, self._quality, packets)
 
     @classmethod
     def raw(cls, frames: list[np.ndarray]) -> FrameList:
@@ -46,7 +55,9 @@ class FrameList(Sequence[np.ndarray]):
         parts = [p for p in parts if len(p)]
         if not parts:
             return cls([], None, None)
-        return cls([item for p in parts for item in p._items], parts[0]._shape, parts[0]._quality)
+        # Each part's encoded run starts with a keyframe, so the runs play back to back.
+        packets = [b for p in parts for b in p.packets] if all(p.packets is not None for p in parts) else None
+        return cls([item for p in parts for item in p._items], parts[0]._shape, parts[0]._quality, packets)
 
     @property
     def compressed(self) -> bool:

@@ -10,7 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
+
 from models.protocols import Animator, Quality, SceneInfo, VisualSegment
+from pipelines.playout.encoding import encode_vp8
 from pipelines.playout.frames import FrameList
 from pipelines.playout.pixels import fit, rgb_to_i420
 
@@ -26,6 +29,8 @@ class DrawJob:
     frames: tuple[int, int] | None = None
     #: (width, height) the frames are delivered at (the episode's stream); None: the tier's.
     size: tuple[int, int] | None = None
+    #: Also encode the frames once for every WebRTC viewer (pipelines/playout/encoding.py).
+    encode: bool = False
 
 
 @dataclass
@@ -56,8 +61,14 @@ def draw_with(animator: Animator, job: DrawJob) -> Drawn:
     rendered = animator.render(job.scene, job.visual, job.quality, frames=job.frames, size=job.size)
     frames = [rgb_to_i420(fit(f, job.size)) for f in rendered]
     elapsed = time.perf_counter() - t0
-    stored = FrameList.raw(frames) if job.jpeg_quality is None else FrameList.compress(frames, job.jpeg_quality)
-    return Drawn(stored, elapsed)
+    return Drawn(store(frames, job.jpeg_quality, job.quality.fps if job.encode else None), elapsed)
+
+
+def store(frames: list[np.ndarray], jpeg_quality: int | None, encode_fps: int | None) -> FrameList:
+    """Frames as they wait for viewers: JPEG-compressed (or raw), and encoded once for WebRTC
+    at ``encode_fps`` when given."""
+    stored = FrameList.raw(frames) if jpeg_quality is None else FrameList.compress(frames, jpeg_quality)
+    return stored if encode_fps is None else stored.encoded(encode_vp8(frames, encode_fps))
 
 
 def prepare(animator: Animator, qualities: Sequence[Quality]) -> None:

@@ -254,7 +254,7 @@ class EpisodeRuntime:
 
         slot = current_slot()
         job = DrawJob(self.scene, voiced.visual(), quality, self.deployment.runtime.frame_jpeg_quality, frames,
-                      size=self._stream_size)
+                      size=self._stream_size, encode=self.deployment.runtime.shared_encoding)
         # Pools built without drawers (tests, the offline bench) draw here with the loaded animator.
         drawn = slot.drawer.draw(job) if slot is not None and slot.drawer is not None else draw_with(self.models.animator, job)
         if drawn.retries:
@@ -272,9 +272,11 @@ class EpisodeRuntime:
             warm.add(slot.name)
         return drawn.frames
 
-    def _store(self, frames: list[np.ndarray]) -> FrameList:
-        q = self.deployment.runtime.frame_jpeg_quality
-        return FrameList.raw(frames) if q is None else FrameList.compress(frames, q)
+    def _store(self, frames: list[np.ndarray], fps: int) -> FrameList:
+        from pipelines.stages.drawing import store
+
+        runtime = self.deployment.runtime
+        return store(frames, runtime.frame_jpeg_quality, fps if runtime.shared_encoding else None)
 
     async def _video(self, voiced: VoicedSegment) -> ReadySegment:
         decision = self._plan(voiced)
@@ -325,7 +327,7 @@ class EpisodeRuntime:
         frames = self._store([
             rgb_to_i420(self.models.animator.title_card(self.scene, self.stream, n * spf / clock.CLOCK_RATE))
             for n in range(clock.frame_count(n_samples, quality.fps))
-        ])
+        ], quality.fps)
         return ReadySegment(
             kind=kind,
             index=-1,

@@ -19,6 +19,7 @@ from typing import Any
 
 from pipelines.config import Deployment
 from pipelines.playout.archive import Mp4Writer
+from pipelines.playout.encoding import OpusStream
 from pipelines.playout.replay import segments_from_archive
 from pipelines.segments import EpisodeError, EpisodeRequest, ReadySegment
 from pipelines.stages.models_loaded import LoadedModels
@@ -181,6 +182,7 @@ class EpisodeManager:
             self.models, self.deployment, self.pools, episode.request, timeline=episode.timeline
         )
         episode.buffer.hold_until_finished = episode.runtime.policy == "batch"
+        episode.buffer.opus = OpusStream() if self.deployment.runtime.shared_encoding else None
         self._save(episode)
         episode.task = asyncio.create_task(self._produce(episode), name=f"episode-{episode.id}")
 

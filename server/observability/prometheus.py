@@ -123,6 +123,12 @@ class StreamwiseCollector:
         yield fam
         yield CounterMetricFamily("streamwise_quality_changes", "Quality tier changes between consecutive segments of an episode.",
                                   value=obs.quality_changes)
+        fam = CounterMetricFamily("streamwise_webrtc_frames_sent", "Frames sent to WebRTC viewers, by track and encoder: "
+                                  "shared = encoded once per episode for every viewer, own = the viewer's own encoder "
+                                  "(a keyframe request, a replay, or shared encoding off).", labels=["track", "encoder"])
+        for (track, encoder), n in sorted(obs.state.gateway.frames_sent.items()):
+            fam.add_metric([track, encoder], n)
+        yield fam
 
     def _totals(self) -> Iterator[Metric]:
         obs = self.obs

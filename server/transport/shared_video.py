@@ -12,12 +12,49 @@ the shared frames at their keyframe.
 """
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from pipelines.playout.buffer import Playhead
+from pipelines.playout.encoding import encode_vp8
 from pipelines.segments import ReadySegment
+
+#: Waiting cards kept encoded (one per episode being watched).
+CARDS_KEPT = 64
+_cards: OrderedDict[int, tuple[np.ndarray, bytes]] = OrderedDict()
+_cards_lock = threading.Lock()
+
+
+def card_keyframe(image: np.ndarray, fps: int) -> bytes:
+    """A still I420 card as one VP8 keyframe, encoded once per card for every viewer.
+
+    Keyed by the array itself (kept with its keyframe, so its id is not reused meanwhile):
+    a card is drawn once per episode and handed to each of its viewers.
+    """
+    with _cards_lock:
+        hit = _cards.get(id(image))
+        if hit is not None and hit[0] is image:
+            _cards.move_to_end(id(image))
+            return hit[1]
+    data = encode_vp8([image], fps)[0]
+    with _cards_lock:
+        _cards[id(image)] = (image, data)
+        while len(_cards) > CARDS_KEPT:
+            _cards.popitem(last=False)
+    return data
+
+
+def keyframe_requested(sender: Any) -> bool:
+    """Whether the viewer asked for a keyframe (RTCP PLI or FIR) since the sender last encoded one.
+
+    aiortc keeps that request in a private flag of its ``RTCRtpSender`` and honours it only
+    when it encodes; tests/test_shared_video.py fails if a new aiortc moves it.
+    """
+    return bool(getattr(sender, "_RTCRtpSender__force_keyframe", False))
 
 
 @dataclass(frozen=True)
@@ -41,11 +78,20 @@ class SharedCursor:
         self._next = 0  # index in ``_segment`` of the next frame to send
         self._own = False  # this viewer's own encoder until the segment ends
 
+    def available(self) -> bool:
+        """Whether the segment under the playhead has shared frames."""
+        return _packets(self._current()) is not None
+
+    def _current(self) -> ReadySegment | None:
+        buffer = self.playhead.buffer
+        return buffer.segment_at(min(self.playhead.position, buffer.end - 1))
+
     def next(self, keyframe_wanted: bool) -> Pick | None:
         """The frame to send now, or None when there is none yet (a stall past the last frame
         sent, or a segment without shared frames: the caller then sends the playhead's frame)."""
-        seg = self.playhead.buffer.segment_at(min(self.playhead.position, self.playhead.buffer.end - 1))
-        if seg is None or seg.frames is None or getattr(seg.frames, "packets", None) is None:
+        seg = self._current()
+        packets = _packets(seg)
+        if seg is None or packets is None:
             return None
         if seg is not self._segment:
             self._segment, self._next, self._own = seg, 0, False  # join at its keyframe
@@ -59,4 +105,8 @@ class SharedCursor:
         playing = min(len(seg.frames) - 1, (self.playhead.position - seg.start) // spf)
         if self._own:
             return Pick(None, seg.frames[k], seg.start + k * spf, k < playing)
-        return Pick(seg.frames.packets[k], None, seg.start + k * spf, k < playing)  # type: ignore[union-attr]
+        return Pick(packets[k], None, seg.start + k * spf, k < playing)
+
+
+def _packets(seg: ReadySegment | None) -> list[bytes] | None:
+    return getattr(seg.frames, "packets", None) if seg is not None else None

@@ -15,6 +15,7 @@ import math
 import re
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,12 +33,19 @@ from aiortc.mediastreams import MediaStreamError
 
 from models.protocols import CLOCK_RATE
 from pipelines.playout.buffer import Playhead
+from pipelines.playout.encoding import AUDIO_FRAME, silence_packet
 from pipelines.playout.pixels import resize_i420
+from server.transport.shared_video import (
+    Pick,
+    SharedCursor,
+    card_keyframe,
+    keyframe_requested,
+)
 
 log = logging.getLogger(__name__)
 
-AUDIO_PTIME = 0.020
-AUDIO_SAMPLES = int(CLOCK_RATE * AUDIO_PTIME)
+#: Samples a viewer's audio moves by at a time: one shared Opus packet.
+AUDIO_SAMPLES = AUDIO_FRAME
 VIDEO_CLOCK = 90_000
 #: Frames per second of the title card sent while a viewer waits for its episode to start
 #: (in the admission queue, or for the first words): a still picture, so encoding it at the
@@ -84,26 +92,44 @@ class InvalidOffer(ValueError):
 
 @dataclass
 class ViewerClock:
-    """The wall-clock instant this viewer's output timeline started, shared by both tracks."""
+    """The wall-clock instant this viewer's output timeline started, shared by both tracks,
+    and how far the audio has gone on it."""
 
     start: float | None = None
+    #: Samples the audio track has sent (content and filler); None without an audio track.
+    audio_sent: int | None = None
 
     def begin(self) -> float:
         if self.start is None:
             self.start = time.monotonic()
         return self.start
 
+    def stream_position(self, playhead: int, position: int) -> int:
+        """Where episode-clock ``position`` falls on this viewer's output timeline (samples),
+        given the playhead is at ``playhead`` now: the audio sent so far, less what is still
+        to play up to the playhead (wall time without an audio track)."""
+        now = self.audio_sent if self.audio_sent is not None else int((time.monotonic() - self.begin()) * CLOCK_RATE)
+        return max(0, now - (playhead - position))
+
 
 class PlayheadAudioTrack(MediaStreamTrack):
+    """Advances the viewer's playhead 20 ms at a time, in real time.
+
+    What it plays is sent as the episode's shared Opus packets where they exist (and a
+    shared silent packet while waiting or stalled); otherwise (a replay, or shared
+    encoding off) as samples for the sender's own encoder.
+    """
+
     kind = "audio"
 
-    def __init__(self, playhead: Playhead, clock: ViewerClock) -> None:
+    def __init__(self, playhead: Playhead, clock: ViewerClock, counts: Counter[tuple[str, str]] | None = None) -> None:
         super().__init__()
         self.playhead = playhead
         self.clock = clock
+        self.counts: Counter[tuple[str, str]] = Counter() if counts is None else counts
         self._sent = 0
 
-    async def recv(self) -> av.AudioFrame:
+    async def recv(self) -> av.AudioFrame | av.Packet:
         start = self.clock.begin()
         due = start + self._sent / CLOCK_RATE
         wait = due - time.monotonic()
@@ -112,35 +138,79 @@ class PlayheadAudioTrack(MediaStreamTrack):
         if self.playhead.ended:
             self.stop()  # the episode is over: stop sending (and encoding) silence
             raise MediaStreamError
+        position = self.playhead.position
         pcm = self.playhead.next_audio(AUDIO_SAMPLES)
+        opus = self.playhead.buffer.opus
+        if opus is not None:
+            played = self.playhead.position == position + AUDIO_SAMPLES
+            data = opus.packet_at(position) if played else silence_packet()
+            if data is not None:
+                return self._stamped(av.Packet(data))
         samples = np.clip(pcm * 32767.0, -32768, 32767).astype(np.int16).reshape(1, -1)
         frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
         frame.sample_rate = CLOCK_RATE
-        frame.pts = self._sent
-        frame.time_base = fractions.Fraction(1, CLOCK_RATE)
+        return self._stamped(frame)
+
+    def _stamped(self, media: av.AudioFrame | av.Packet) -> av.AudioFrame | av.Packet:
+        self.counts["audio", "shared" if isinstance(media, av.Packet) else "own"] += 1
+        media.pts = self._sent
+        media.time_base = fractions.Fraction(1, CLOCK_RATE)
         self._sent += AUDIO_SAMPLES
-        return frame
+        self.clock.audio_sent = self._sent
+        return media
 
 
 class PlayheadVideoTrack(MediaStreamTrack):
+    """The frame under the viewer's playhead, at the stream's rate.
+
+    Segments encoded once for every viewer are sent as those encoded frames, in order
+    (shared_video.py); the waiting card is one keyframe encoded once; anything else (a
+    replay's frames, or shared encoding off) goes through the sender's own encoder, its
+    first frame after shared ones a keyframe.
+    """
+
     kind = "video"
 
     def __init__(self, playhead: Playhead, clock: ViewerClock, fps: int, filler: Callable[[], np.ndarray],
-                 size: tuple[int, int] | None = None) -> None:
+                 size: tuple[int, int] | None = None, counts: Counter[tuple[str, str]] | None = None) -> None:
         super().__init__()
+        #: Frames sent, by (track, "shared" or "own" encoder).
+        self.counts: Counter[tuple[str, str]] = Counter() if counts is None else counts
         self.playhead = playhead
         self.clock = clock
         self.fps = fps
         self.filler = filler
         self.size = size  # (width, height) sent to this viewer
+        self.cursor = SharedCursor(playhead)
+        #: The RTP sender (set once attached): its keyframe requests are read from it.
+        self.sender: Any = None
         self._n = 0  # index of the next frame on the stream's clock
         self._last = -1  # index of the frame sent last
         self._waiting = False  # the frame sent last was the still card of a viewer waiting to start
+        self._hurry = False  # behind the playhead in the shared frames: do not wait
+        self._pts = -1  # timestamp of the frame sent last
+        self._shared = False  # the frame sent last did not come from the sender's encoder
 
-    async def recv(self) -> av.VideoFrame:
+    async def recv(self) -> av.VideoFrame | av.Packet:
         start = self.clock.begin()
+        while True:
+            await self._pace(start)
+            if self.playhead.ended:
+                self.stop()
+                raise MediaStreamError
+            if not (self.playhead.started and self.cursor.available()):
+                return self._own_frame()
+            pick = self.cursor.next(keyframe_requested(self.sender))
+            if pick is not None:
+                return self._picked(pick)
+            # Sent every frame there is: the playhead is on the last one (a stall). Wait.
+            self._hurry = False
+            self._n += 1
+
+    async def _pace(self, start: float) -> None:
+        """Sleep until the next frame is due on the stream's clock (not when catching up)."""
         due = start + self._n / self.fps
-        while (wait := due - time.monotonic()) > 0:
+        while not self._hurry and (wait := due - time.monotonic()) > 0:
             if self._waiting and self.playhead.started:
                 # The first words are playing: resume at the stream's rate with the frame due now.
                 self._waiting = False
@@ -148,22 +218,55 @@ class PlayheadVideoTrack(MediaStreamTrack):
                 due = start + self._n / self.fps
                 continue
             await asyncio.sleep(min(wait, 1 / self.fps) if self._waiting else wait)
-        if self.playhead.ended:
-            self.stop()
-            raise MediaStreamError
+
+    def _stamp(self, pts: int) -> int:
+        """``pts``, or one past the last timestamp if it would not move forward."""
+        self._pts = max(pts, self._pts + 1)
+        self._last = self._n
+        return self._pts
+
+    def _picked(self, pick: Pick) -> av.VideoFrame | av.Packet:
+        """A frame from the shared frames, timed by where it sits on the episode's clock."""
+        self._hurry = pick.behind
+        self._n += 1
+        pts = self._stamp(self.clock.stream_position(self.playhead.position, pick.position) * VIDEO_CLOCK // CLOCK_RATE)
+        if pick.data is not None:
+            self._shared = True
+            self.counts["video", "shared"] += 1
+            packet = av.Packet(pick.data)
+            packet.pts, packet.time_base = pts, fractions.Fraction(1, VIDEO_CLOCK)
+            return packet
+        return self._frame(pick.raw, pts)  # type: ignore[arg-type]
+
+    def _own_frame(self) -> av.VideoFrame | av.Packet:
+        """The playhead's frame (or the waiting card) on the stream's clock."""
         current = self.playhead.frame()
-        image = current[0] if current is not None else self.filler()
+        pts = self._stamp(round(self._n * VIDEO_CLOCK / self.fps))
+        self._waiting = not self.playhead.started
+        # Waiting to start: the next frame is due a whole filler interval later, on the same clock.
+        self._n += max(1, self.fps // WAITING_FPS) if self._waiting else 1
+        if current is None:
+            self.counts["video", "shared"] += 1
+            packet = av.Packet(card_keyframe(self.filler(), self.fps))
+            packet.pts, packet.time_base = pts, fractions.Fraction(1, VIDEO_CLOCK)
+            self._shared = True
+            return packet
+        image = current[0]
         if self.size is not None and image.shape != (self.size[1] * 3 // 2, self.size[0]):
             # Frames arrive at the stream's size (scaled on the drawing worker); this only
             # catches a frame that did not, so the viewer's resolution never changes.
             image = resize_i420(image, *self.size)
+        return self._frame(image, pts)
+
+    def _frame(self, image: np.ndarray, pts: int) -> av.VideoFrame:
+        """A raw frame for the sender's own encoder; a keyframe after shared frames, whose
+        references that encoder does not have."""
+        self.counts["video", "own"] += 1
         frame = av.VideoFrame.from_ndarray(image, format="yuv420p")
-        frame.pts = int(round(self._n * VIDEO_CLOCK / self.fps))
-        frame.time_base = fractions.Fraction(1, VIDEO_CLOCK)
-        self._last = self._n
-        self._waiting = not self.playhead.started
-        # Waiting to start: the next frame is due a whole filler interval later, on the same clock.
-        self._n += max(1, self.fps // WAITING_FPS) if self._waiting else 1
+        frame.pts, frame.time_base = pts, fractions.Fraction(1, VIDEO_CLOCK)
+        if self._shared:
+            frame.pict_type = av.video.frame.PictureType.I
+            self._shared = False
         return frame
 
 
@@ -182,6 +285,8 @@ class WebRTCGateway:
 
     def __init__(self, ice_servers: list[dict[str, Any]] | None = None, include_loopback: bool = True) -> None:
         self.viewers: dict[str, Viewer] = {}
+        #: Frames sent to every viewer so far, by (track, "shared" or "own" encoder).
+        self.frames_sent: Counter[tuple[str, str]] = Counter()
         self.ice_servers = [RTCIceServer(**s) for s in (ice_servers or [])]
         if include_loopback:
             allow_loopback_candidates()
@@ -224,10 +329,12 @@ class WebRTCGateway:
                 raise InvalidOffer("the offer must receive audio and/or video")
             for transceiver in pc.getTransceivers():
                 if transceiver.kind == "audio":
-                    transceiver.sender.replaceTrack(PlayheadAudioTrack(playhead, clock))
+                    transceiver.sender.replaceTrack(PlayheadAudioTrack(playhead, clock, self.frames_sent))
                     transceiver.direction = "sendonly"
                 elif transceiver.kind == "video":
-                    transceiver.sender.replaceTrack(PlayheadVideoTrack(playhead, clock, fps, filler, size))
+                    video = PlayheadVideoTrack(playhead, clock, fps, filler, size, self.frames_sent)
+                    video.sender = transceiver.sender
+                    transceiver.sender.replaceTrack(video)
                     transceiver.direction = "sendonly"
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)
