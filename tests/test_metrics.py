@@ -12,7 +12,7 @@ import json
 import signal
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -46,7 +46,7 @@ class FakeState:
     def __init__(self) -> None:
         self.ready = True
         self.manager = SimpleNamespace(episodes={})
-        self.gateway = SimpleNamespace(viewers={}, frames_sent=Counter())
+        self.gateway = SimpleNamespace(viewers={}, frames_sent=Counter(), recently_closed=deque())
 
     def episode(self, episode_id: str, status: str = "generating", **fields) -> Episode:
         ep = Episode(id=episode_id, request=EpisodeRequest(topic=f"topic {episode_id}", duration_s=30), directory=Path("/nonexistent"))
@@ -172,6 +172,21 @@ def test_counters_never_go_down_when_episodes_and_viewers_leave() -> None:
                 'streamwise_stage_latency_seconds_count{stage="script",tier="none"}'):
         assert after[key] == m[key], key
     assert after['streamwise_admission_refusals_total{reason="quota"}'] == 0
+
+
+def test_a_viewer_that_leaves_between_scrapes_still_counts_its_stalls() -> None:
+    state = FakeState()
+    state.episode("a")
+    state.viewer("v1", "a", position_s=5)
+    obs = Observability(state, pricing())
+    assert scrape(obs)['streamwise_stalls_total{source="server"}'] == 0
+    viewer = state.gateway.viewers.pop("v1")  # it stalls twice, then leaves before the next scrape
+    viewer.playhead.stats.stalls, viewer.playhead.stats.stalled_samples = 2, RATE
+    state.gateway.recently_closed.append(viewer)
+    m = scrape(obs)
+    assert m['streamwise_stalls_total{source="server"}'] == 2
+    assert m['streamwise_stalled_seconds_total{source="server"}'] == pytest.approx(1.0)
+    assert scrape(obs)['streamwise_stalls_total{source="server"}'] == 2, "counted once"
 
 
 def test_gauges_buffer_viewers_active_and_utilisation() -> None:

@@ -189,7 +189,8 @@ class Observability:
                     self._read_reports(episode, track)
             for gone in [e for e in self._episodes if e not in current]:
                 del self._episodes[gone]
-        viewers = self.state.gateway.viewers
+        gateway = self.state.gateway
+        viewers = {**{v.id: v for v in gateway.recently_closed}, **gateway.viewers}
         for viewer in list(viewers.values()):
             stats = viewer.playhead.stats
             track = self._playheads.setdefault(viewer.id, _PlayheadTrack())

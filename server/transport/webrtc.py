@@ -15,7 +15,7 @@ import math
 import re
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +51,8 @@ VIDEO_CLOCK = 90_000
 #: (in the admission queue, or for the first words): a still picture, so encoding it at the
 #: stream's rate would cost as much as a stream and show nothing more.
 WAITING_FPS = 2
+#: Viewers kept after they leave until their last figures are read (metrics read them often).
+CLOSED_KEPT = 1000
 #: The caption loop's ticks (0.1 s each) between looks at a waiting episode's place in the
 #: admission queue (each look asks admission when room frees up).
 QUEUE_STATUS_TICKS = 10
@@ -228,7 +230,10 @@ class PlayheadVideoTrack(MediaStreamTrack):
     def _picked(self, pick: Pick) -> av.VideoFrame | av.Packet:
         """A frame from the shared frames, timed by where it sits on the episode's clock."""
         self._hurry = pick.behind
-        self._n += 1
+        if not pick.behind:
+            # Catch-up frames go out between two ticks of the stream's clock; counting them
+            # as ticks would put the next frame's due time that far in the future (a freeze).
+            self._n += 1
         pts = self._stamp(self.clock.stream_position(self.playhead.position, pick.position) * VIDEO_CLOCK // CLOCK_RATE)
         if pick.data is not None:
             self._shared = True
@@ -287,6 +292,8 @@ class WebRTCGateway:
         self.viewers: dict[str, Viewer] = {}
         #: Frames sent to every viewer so far, by (track, "shared" or "own" encoder).
         self.frames_sent: Counter[tuple[str, str]] = Counter()
+        #: Viewers that left lately: their last playback figures are still to be read.
+        self.recently_closed: deque[Viewer] = deque(maxlen=CLOSED_KEPT)
         self.ice_servers = [RTCIceServer(**s) for s in (ice_servers or [])]
         if include_loopback:
             allow_loopback_candidates()
@@ -351,6 +358,7 @@ class WebRTCGateway:
         if viewer is None:
             return
         viewer.closed.set()
+        self.recently_closed.append(viewer)
         try:
             await viewer.pc.close()
         finally:
