@@ -233,11 +233,17 @@ def viewers_cost(server, episode: str, n: int, args: argparse.Namespace, out: Pa
     return cores
 
 
+#: The sweep's fit stops at this many receivers: beyond it, an encoder per viewer fills the
+#: cores of a small machine and its cost stops growing with the viewers.
+FIT_MAX_VIEWERS = 10
+
+
 def slopes(rows: list[dict]) -> dict[str, float]:
-    """Cores per added viewer (least squares over the sweep), per encoding."""
+    """Cores per added viewer (least squares over 1..FIT_MAX_VIEWERS receivers), per encoding."""
     out = {}
     for shared in (True, False):
-        points = [(r["viewers"], r["cores"]) for r in rows if r["shared"] == shared]
+        points = [(r["viewers"], r["cores"]) for r in rows
+                  if r["shared"] == shared and 1 <= r["viewers"] <= FIT_MAX_VIEWERS]
         if len(points) >= 2:
             out["shared" if shared else "own"] = float(np.polyfit(*zip(*points, strict=True), 1)[0])
     return out
@@ -262,7 +268,8 @@ def report(rows: list[dict], sweep_rows: list[dict]) -> str:
         lines += ["", "| encoding | viewers | server cores |", "| --- | ---: | ---: |"]
         lines += [f"| {'shared' if r['shared'] else 'own'} | {r['viewers']} | {r['cores']:.3f} |" for r in sweep_rows]
         fit = slopes(sweep_rows)
-        lines += ["\ncores per added viewer: " + ", ".join(f"{k} {v:.4f}" for k, v in fit.items())]
+        lines += [f"\ncores per added viewer (fit over 1-{FIT_MAX_VIEWERS}): "
+                  + ", ".join(f"{k} {v:.4f}" for k, v in fit.items())]
         if "shared" in fit and "own" in fit and fit["shared"] > 0:
             lines.append(f"own / shared: {fit['own'] / fit['shared']:.1f}x")
     return "\n".join(lines)

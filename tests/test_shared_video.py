@@ -106,3 +106,26 @@ def test_aiortc_keeps_the_keyframe_request_where_it_is_read() -> None:
         return before, after
 
     assert run_async(check()) == (False, True)
+
+
+def test_shared_frames_are_timed_on_the_episode_clock_as_the_audio_is(playhead: Playhead) -> None:
+    """A packet's timestamp is where its frame falls on the viewer's timeline: the audio sent
+    so far, less what is still to play up to the frame's place on the episode's clock."""
+    import time
+
+    import av
+
+    from server.transport.webrtc import VIDEO_CLOCK, PlayheadVideoTrack, ViewerClock
+
+    clock = ViewerClock(start=time.monotonic() - 60.0, audio_sent=3 * 48_000)  # every frame already due
+    track = PlayheadVideoTrack(playhead, clock, 25, lambda: None)
+
+    async def two() -> list:
+        return [await track.recv(), await track.recv()]
+
+    first, second = run_async(two())
+    assert isinstance(first, av.Packet) and is_keyframe(bytes(first))
+    lead = playhead.position - 0  # the playhead is this far past the first frame
+    assert first.pts == (3 * 48_000 - lead) * VIDEO_CLOCK // 48_000
+    assert second.pts - first.pts == VIDEO_CLOCK // 25
+    assert track.counts["video", "shared"] == 2
