@@ -188,9 +188,10 @@ class AdmissionSpec(_Strict):
     max_load: float = Field(0.8, gt=0.0, le=4.0)
     #: Cores to plan for; null: what this process may use (os.sched_getaffinity).
     cores: float | None = Field(None, gt=0.0, le=1024.0)
-    #: Seconds of CPU per second of media for each viewer's WebRTC stream (VP8 encoding):
-    #: the starting point when ``learn_costs`` is on.
-    viewer_rtf: float = Field(0.08, ge=0.0, le=10.0)
+    #: Seconds of CPU per second of media for each viewer's WebRTC stream (packets and
+    #: encryption of the shared frames; about 0.12 more with ``runtime.shared_encoding`` off,
+    #: an encoder per viewer): the starting point when ``learn_costs`` is on.
+    viewer_rtf: float = Field(0.02, ge=0.0, le=10.0)
     #: Learn what generating and streaming really cost this server from its own CPU time
     #: (kept in the media directory across restarts), and leave to other programs the
     #: cores they keep busy; off: plan with the profile and ``viewer_rtf`` alone.

@@ -51,7 +51,7 @@ def test_an_episode_behind_its_deadlines_closes_the_door():
 
 def test_a_startup_that_cannot_meet_its_target_is_refused():
     # One slow core: the first segment alone needs 0.7 s, and the load stretches it past 1 s.
-    a = admission(cores=0.4, max_load=4.0)
+    a = admission(cores=0.4, max_load=4.0, viewer_rtf=0.08)
     verdict = a.check(generating(1))
     assert not verdict.admit
     assert "startup target" in verdict.reason

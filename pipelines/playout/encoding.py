@@ -13,6 +13,7 @@ MP4, and the archive is not latency-bound.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from fractions import Fraction
 
 import av
@@ -104,29 +105,51 @@ def _encode_audio(codec: av.AudioCodecContext, pcm: np.ndarray, pts: int) -> lis
     return [bytes(p) for p in codec.encode(frame)]
 
 
+#: One thread encodes every episode's audio, in the order it arrives: off the event loop,
+#: which must keep every viewer's packets going out on time.
+_audio_encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opus")
+
+
 class OpusStream:
     """An episode's audio encoded once as it arrives, in 20 ms Opus packets on the episode's
-    clock: packet ``i`` carries samples ``[960 i, 960 (i + 1))``. Not thread-safe: one writer."""
+    clock: packet ``i`` carries samples ``[960 i, 960 (i + 1))``.
+
+    ``add`` and ``finish`` hand the work to the audio encoding thread and return at once;
+    ``packet_at`` says None for audio not encoded yet (the viewer then encodes it itself).
+    One writer; readers on any thread.
+    """
 
     def __init__(self) -> None:
         self._codec = _opus()
         self.packets: list[bytes] = []
         self._pending = np.zeros(0, np.float32)
         self._fed = 0
+        self._last: Future | None = None
 
     def add(self, pcm: np.ndarray) -> None:
         """Encode the next stretch of the episode's audio (float, -1..1); a partial packet waits."""
-        pending = np.concatenate([self._pending, pcm.astype(np.float32)])
+        self._last = _audio_encoder.submit(self._encode, pcm.astype(np.float32))
+
+    def finish(self) -> None:
+        """The audio is complete: the last partial packet, padded with silence."""
+        self._last = _audio_encoder.submit(self._close)
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Until what was handed over is encoded."""
+        if self._last is not None:
+            self._last.result(timeout)
+
+    def _encode(self, pcm: np.ndarray) -> None:
+        pending = np.concatenate([self._pending, pcm])
         whole = len(pending) // AUDIO_FRAME * AUDIO_FRAME
         for start in range(0, whole, AUDIO_FRAME):
             self.packets.extend(_encode_audio(self._codec, pending[start:start + AUDIO_FRAME], self._fed))
             self._fed += AUDIO_FRAME
         self._pending = pending[whole:]
 
-    def finish(self) -> None:
-        """The audio is complete: the last partial packet, padded with silence."""
+    def _close(self) -> None:
         if len(self._pending):
-            self.add(np.zeros(AUDIO_FRAME - len(self._pending), np.float32))
+            self._encode(np.zeros(AUDIO_FRAME - len(self._pending), np.float32))
 
     def packet_at(self, position: int) -> bytes | None:
         """The packet starting at episode sample ``position``, if it is encoded."""
