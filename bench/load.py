@@ -289,9 +289,10 @@ def plot(rows: list[dict], path: Path) -> None:
     for policy in dict.fromkeys(r["policy"] for r in rows):
         mine = sorted((r for r in rows if r["policy"] == policy and r["rate"] != "burst"), key=lambda r: r["rate"])
         rates = [r["rate"] for r in mine]
-        left.plot(rates, [r["goodput"] * 100 for r in mine], marker="o", label=policy)
+        (line,) = left.plot(rates, [r["goodput"] * 100 for r in mine], marker="o", label=policy)
         for key, style in (("p50", "-"), ("p95", "--")):
-            right.plot(rates, [r["first_speech_s"][key] for r in mine], style, marker="o", label=f"{policy} {key}")
+            right.plot(rates, [r["first_speech_s"][key] for r in mine], style, marker="o", color=line.get_color(),
+                       label=f"{policy} {key}")
     left.set(xlabel="episodes per second", ylabel="goodput %", ylim=(0, 105),
              title=f"started within {SLO_START_S:g} s, never stalled")
     right.set(xlabel="episodes per second", ylabel="seconds", title="first speech at the viewers")
@@ -341,8 +342,17 @@ def main() -> int:
     parser.add_argument("--window", type=float, default=10.0, help="seconds each sweep point is measured")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--png", type=Path, default=None)
+    parser.add_argument("--from-json", type=Path, nargs="+", default=None,
+                        help="report (and plot) runs saved with --json, merged, instead of running")
     args = parser.parse_args()
     args.policy_now = None
+    if args.from_json:
+        saved = [json.loads(path.read_text()) for path in args.from_json]
+        rows = sorted((r for d in saved for r in d.get("runs", [])), key=lambda r: (r["policy"], str(r["rate"])))
+        print(report(rows, [r for d in saved for r in d.get("sweep", [])]))
+        if args.png and rows:
+            plot(rows, args.png)
+        return 0
     if args.sweep:
         sweep_rows = sweep(args, [int(n) for n in args.sweep.split(",")])
         rows = []
