@@ -1,10 +1,10 @@
 """The load benchmark's receiver: first frame, first content and freezes from packet timings alone."""
 from __future__ import annotations
 
-import asyncio
 from types import SimpleNamespace
 
 import pytest
+from conftest import run_async
 
 from bench import load_receiver
 from bench.load import arrivals, good
@@ -36,7 +36,7 @@ def feed(viewer: Viewer, clock: Clock, frames: list[tuple[float, int]]) -> None:
     """Frames as (arrival time, RTP timestamp), each one packet with the marker bit."""
     for at, ts in frames:
         clock.now = at
-        asyncio.run(viewer.video_packet(SimpleNamespace(marker=1, timestamp=ts % (1 << 32)), 0))
+        run_async(viewer.video_packet(SimpleNamespace(marker=1, timestamp=ts % (1 << 32)), 0))
 
 
 def steady(start: float, ts0: int, n: int) -> list[tuple[float, int]]:

@@ -182,7 +182,7 @@ def test_a_viewer_that_leaves_between_scrapes_still_counts_its_stalls() -> None:
     assert scrape(obs)['streamwise_stalls_total{source="server"}'] == 0
     viewer = state.gateway.viewers.pop("v1")  # it stalls twice, then leaves before the next scrape
     viewer.playhead.stats.stalls, viewer.playhead.stats.stalled_samples = 2, RATE
-    state.gateway.recently_closed.append(viewer)
+    state.gateway.recently_closed.append((viewer.id, viewer.playhead.stats))
     m = scrape(obs)
     assert m['streamwise_stalls_total{source="server"}'] == 2
     assert m['streamwise_stalled_seconds_total{source="server"}'] == pytest.approx(1.0)

@@ -190,10 +190,9 @@ class Observability:
             for gone in [e for e in self._episodes if e not in current]:
                 del self._episodes[gone]
         gateway = self.state.gateway
-        viewers = {**{v.id: v for v in gateway.recently_closed}, **gateway.viewers}
-        for viewer in list(viewers.values()):
-            stats = viewer.playhead.stats
-            track = self._playheads.setdefault(viewer.id, _PlayheadTrack())
+        viewers = {**dict(gateway.recently_closed), **{v.id: v.playhead.stats for v in gateway.viewers.values()}}
+        for viewer_id, stats in list(viewers.items()):
+            track = self._playheads.setdefault(viewer_id, _PlayheadTrack())
             if stats.stalls > track.stalls:
                 self.stalls["server"] += stats.stalls - track.stalls
                 track.stalls = stats.stalls

@@ -32,7 +32,7 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 
 from models.protocols import CLOCK_RATE
-from pipelines.playout.buffer import Playhead
+from pipelines.playout.buffer import Playhead, PlayheadStats
 from pipelines.playout.encoding import AUDIO_FRAME, silence_packet
 from pipelines.playout.pixels import resize_i420
 from server.transport.shared_video import (
@@ -292,8 +292,9 @@ class WebRTCGateway:
         self.viewers: dict[str, Viewer] = {}
         #: Frames sent to every viewer so far, by (track, "shared" or "own" encoder).
         self.frames_sent: Counter[tuple[str, str]] = Counter()
-        #: Viewers that left lately: their last playback figures are still to be read.
-        self.recently_closed: deque[Viewer] = deque(maxlen=CLOSED_KEPT)
+        #: Playback figures of viewers that left lately (id, playhead figures), still to be read;
+        #: only the figures, so nothing a connection held is kept.
+        self.recently_closed: deque[tuple[str, PlayheadStats]] = deque(maxlen=CLOSED_KEPT)
         self.ice_servers = [RTCIceServer(**s) for s in (ice_servers or [])]
         if include_loopback:
             allow_loopback_candidates()
@@ -358,7 +359,7 @@ class WebRTCGateway:
         if viewer is None:
             return
         viewer.closed.set()
-        self.recently_closed.append(viewer)
+        self.recently_closed.append((viewer.id, viewer.playhead.stats))
         try:
             await viewer.pc.close()
         finally:
