@@ -20,7 +20,7 @@ def test_one_poisson_arrival_is_requested_watched_and_reported(tmp_path: Path) -
     run = subprocess.run(
         [sys.executable, "bench/load.py", "--rates", "0.3", "--time", "5", "--seed", "7", "--viewers", "2",
          "--duration", "10", "--policies", "adaptive", "--json", str(out), "--png", str(tmp_path / "load.png")],
-        cwd=REPO, capture_output=True, text=True, timeout=400)
+        cwd=REPO, capture_output=True, text=True, timeout=400, check=False)
     assert run.returncode == 0, run.stderr[-3000:]
     row = json.loads(out.read_text())["runs"][0]
     assert row["requested"] == row["admitted"] == 1 and row["refused"] == 0

@@ -29,7 +29,7 @@ def inside(point: tuple[int, int], box: tuple[int, int, int, int], upper: bool) 
 def test_a_photographed_face_is_found_with_the_mouth_in_the_lower_half() -> None:
     box = detect_face(skimage_data.astronaut())
     assert box is not None
-    x, y, w, h = box
+    _, _, w, h = box
     assert w == h and 100 <= w <= 160, box
     assert all(inside(eye, box, upper=True) for eye in EYES), box
     assert inside(MOUTH, box, upper=False), box

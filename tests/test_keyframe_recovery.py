@@ -5,8 +5,8 @@ tracks stream a buffer of shared VP8 frames; the viewer drops a burst of video p
 every retransmission, so its jitter buffer gives up on the gap and its decoder runs on a
 broken reference; aiortc's receiver then asks for a keyframe (RTCP PLI) by itself, as a
 browser does. Its jitter buffer is made as short as a browser's (a fraction of a second),
-so it gives up as soon as a browser would. Each frame carries its index as a barcode, so every decoded picture is
-compared with the frame it should be.
+so it gives up as soon as a browser would. Each frame carries its index as a barcode, so
+every decoded picture is compared with the frame it should be.
 """
 from __future__ import annotations
 
