@@ -236,11 +236,7 @@ class PlayheadVideoTrack(MediaStreamTrack):
             self._n += 1
         pts = self._stamp(self.clock.stream_position(self.playhead.position, pick.position) * VIDEO_CLOCK // CLOCK_RATE)
         if pick.data is not None:
-            self._shared = True
-            self.counts["video", "shared"] += 1
-            packet = av.Packet(pick.data)
-            packet.pts, packet.time_base = pts, fractions.Fraction(1, VIDEO_CLOCK)
-            return packet
+            return self._packet(pick.data, pts)
         return self._frame(pick.raw, pts)  # type: ignore[arg-type]
 
     def _own_frame(self) -> av.VideoFrame | av.Packet:
@@ -251,17 +247,21 @@ class PlayheadVideoTrack(MediaStreamTrack):
         # Waiting to start: the next frame is due a whole filler interval later, on the same clock.
         self._n += max(1, self.fps // WAITING_FPS) if self._waiting else 1
         if current is None:
-            self.counts["video", "shared"] += 1
-            packet = av.Packet(card_keyframe(self.filler(), self.fps))
-            packet.pts, packet.time_base = pts, fractions.Fraction(1, VIDEO_CLOCK)
-            self._shared = True
-            return packet
+            return self._packet(card_keyframe(self.filler(), self.fps), pts)
         image = current[0]
         if self.size is not None and image.shape != (self.size[1] * 3 // 2, self.size[0]):
             # Frames arrive at the stream's size (scaled on the drawing worker); this only
             # catches a frame that did not, so the viewer's resolution never changes.
             image = resize_i420(image, *self.size)
         return self._frame(image, pts)
+
+    def _packet(self, data: bytes, pts: int) -> av.Packet:
+        """Shared encoded bytes, timed for this viewer."""
+        self._shared = True
+        self.counts["video", "shared"] += 1
+        packet = av.Packet(data)
+        packet.pts, packet.time_base = pts, fractions.Fraction(1, VIDEO_CLOCK)
+        return packet
 
     def _frame(self, image: np.ndarray, pts: int) -> av.VideoFrame:
         """A raw frame for the sender's own encoder; a keyframe after shared frames, whose

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-import cv2
 import numpy as np
 
 from models.protocols import CLOCK_RATE, Quality, SceneInfo, VisualSegment
@@ -21,8 +20,13 @@ from models.video.avatar2d.backdrops import Backdrops
 from models.video.avatar2d.cache import LayerCache
 from models.video.avatar2d.captions import Captions
 from models.video.avatar2d.cards import draw_equaliser
-from models.video.avatar2d.hosts import DEFAULT_BACKDROP, DEFAULT_COLOURS, draw_host, make_styles
-from models.video.avatar2d.layout import TRANSITION_S, host_rois
+from models.video.avatar2d.hosts import (
+    DEFAULT_BACKDROP,
+    DEFAULT_COLOURS,
+    draw_host,
+    make_styles,
+)
+from models.video.avatar2d.layout import TRANSITION_S, host_rois, output_frame
 from models.video.avatar2d.motion import (
     Motion,
     Mouth,
@@ -161,11 +165,7 @@ class Avatar2D:
 
     def _finish(self, img: np.ndarray, quality: Quality, size: tuple[int, int] | None = None) -> np.ndarray:
         """The supersampled canvas scaled to the tier's size, or straight to ``size`` (one resize)."""
-        width, height = size or (quality.width, quality.height)
-        if img.shape[0] != height or img.shape[1] != width:
-            interp = cv2.INTER_AREA if width < img.shape[1] else cv2.INTER_LINEAR
-            img = cv2.resize(img, (width, height), interpolation=interp)
-        return np.ascontiguousarray(img)
+        return output_frame(img, quality, size)
 
     def _bg(self, quality: Quality, state: State, scene: SceneInfo, box: bool) -> np.ndarray:
         """Full static picture (without hosts) for ``state`` in {"idle", 0, 1}."""

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import math
 
+import cv2
+import numpy as np
+
 from models.protocols import Quality
 
 #: Head centres (fraction of width) for host 0 (left) and host 1 (right).
@@ -65,3 +68,12 @@ def host_rois(quality: Quality) -> list[tuple[int, int, int, int]]:
         cx = HOST_X[h] * W
         out.append((max(0, int(cx - 0.29 * H)), max(0, int(0.17 * H)), min(W, int(cx + 0.29 * H) + 1), min(H, int(0.96 * H))))
     return out
+
+
+def output_frame(img: np.ndarray, quality: Quality, size: tuple[int, int] | None = None) -> np.ndarray:
+    """A canvas at the tier's size, or straight at ``size`` (width, height): one resize at most."""
+    width, height = size or (quality.width, quality.height)
+    if img.shape[0] != height or img.shape[1] != width:
+        interp = cv2.INTER_AREA if width < img.shape[1] else cv2.INTER_LINEAR
+        img = cv2.resize(img, (width, height), interpolation=interp)
+    return np.ascontiguousarray(img)

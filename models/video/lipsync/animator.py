@@ -30,6 +30,7 @@ from models.video.avatar2d.backdrops import Backdrops
 from models.video.avatar2d.cache import LayerCache
 from models.video.avatar2d.captions import Captions
 from models.video.avatar2d.hosts import DEFAULT_BACKDROP, DEFAULT_COLOURS, make_styles
+from models.video.avatar2d.layout import output_frame
 from models.video.avatar2d.primitives import hex_rgb
 from models.video.avatar2d.segment import Bases
 from models.video.avatar2d.studio import STUDIO_CACHE_DIR
@@ -136,7 +137,7 @@ class PortraitAnimator:
 
     def idle_frame(self, scene: SceneInfo, quality: Quality, clock: int) -> np.ndarray:
         base = self.backdrops.base(quality, "idle", scene, box=False)
-        return _finish(self.stage.compose(base, quality, clock, speaker=None), quality)
+        return output_frame(self.stage.compose(base, quality, clock, speaker=None), quality)
 
     def render(self, scene: SceneInfo, seg: VisualSegment, quality: Quality, frames: tuple[int, int] | None = None,
                size: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
@@ -152,7 +153,7 @@ class PortraitAnimator:
         for n, face in enumerate(faces, start=first):
             base = bases.get(bases.chunk_at(n * spf / max(1, seg.n_samples)), spk)
             frame = self.stage.compose(base, quality, seg.start + n * spf, speaker=spk, face=face)
-            yield _finish(frame, quality, size)
+            yield output_frame(frame, quality, size)
 
     def mouth_box(self, quality: Quality, host: int) -> tuple[int, int, int, int]:
         """The lower half of a host's face in the frame (x0, y0, x1, y1): where its mouth moves."""
@@ -178,11 +179,3 @@ class PortraitAnimator:
         crop = portrait.crop()
         return [open_jaw(crop, float(a)) for a in amounts]
 
-
-def _finish(img: np.ndarray, quality: Quality, size: tuple[int, int] | None = None) -> np.ndarray:
-    """The canvas at the tier's size, or at ``size``."""
-    width, height = size or (quality.width, quality.height)
-    if img.shape[:2] != (height, width):
-        interp = cv2.INTER_AREA if width < img.shape[1] else cv2.INTER_LINEAR
-        img = cv2.resize(img, (width, height), interpolation=interp)
-    return np.ascontiguousarray(img)

@@ -10,7 +10,6 @@ through a feathered mask of the face's lower half, so no seam shows around it.
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass
 
 import cv2
@@ -102,8 +101,6 @@ class PortraitStage:
     def __init__(self, portraits: list[Portrait], backdrops: Backdrops) -> None:
         self.portraits = portraits
         self.backdrops = backdrops
-        self._lock = threading.Lock()
-        self._pictures: dict[tuple, np.ndarray] = {}
 
     def frame(self, quality: Quality, host: int) -> Frame:
         return frame_of(quality, host, self.portraits[host].image.shape)
@@ -146,29 +143,18 @@ class PortraitStage:
     def _picture(self, quality: Quality, host: int, f: Frame, dim: bool) -> np.ndarray:
         """The host's portrait scaled to its frame plus the sway margin (dimmed for a listener);
         made once per size, not to be drawn on."""
-        key = (host, f.w, f.h, dim)
-        with self._lock:
-            hit = self._pictures.get(key)
-        if hit is None:
+        def make() -> np.ndarray:
             image = self.portraits[host].image
             size = (round(image.shape[1] * f.scale_x), round(image.shape[0] * f.scale_y))
-            hit = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-            if dim:
-                hit = (hit.astype(np.float32) * LISTENER_DIM).round().astype(np.uint8)
-            with self._lock:
-                self._pictures[key] = hit
-        return hit
+            scaled = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+            return (scaled.astype(np.float32) * LISTENER_DIM).round().astype(np.uint8) if dim else scaled
+        return self.backdrops.layers.get(("portrait", host, f.w, f.h, dim), make)
 
     def _mask(self, w: int, h: int) -> np.ndarray:
         """The feathered lower-half mask at a face box's scaled size, (h, w, 1) float32."""
-        key = ("mask", w, h)
-        with self._lock:
-            hit = self._pictures.get(key)
-        if hit is None:
-            hit = cv2.resize(mouth_mask(max(w, h)), (w, h), interpolation=cv2.INTER_LINEAR)[..., None]
-            with self._lock:
-                self._pictures[key] = hit
-        return hit
+        return self.backdrops.layers.get(
+            ("mouth mask", w, h),
+            lambda: cv2.resize(mouth_mask(max(w, h)), (w, h), interpolation=cv2.INTER_LINEAR)[..., None])
 
     def _with_face(self, picture: np.ndarray, host: int, f: Frame, face: np.ndarray) -> np.ndarray:
         """``picture`` with ``face`` blended over its face box through a feathered lower-half mask."""
