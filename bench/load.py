@@ -116,11 +116,12 @@ def spawn(url: str, at: float, index: int, args: argparse.Namespace, out: Path, 
 
 
 def good(episode: dict) -> bool:
-    """Met the objective: admitted, and every viewer saw its first frame in time and never froze."""
+    """Met the objective: admitted, and every viewer saw its first frame in time and never froze
+    (no video freeze, no audio gap)."""
     viewers = episode.get("viewers") or []
     return episode.get("status_code") in (201, 202) and bool(viewers) and all(
         v.get("error") is None and v.get("first_frame_s") is not None and v["first_frame_s"] <= SLO_START_S
-        and v.get("freezes", 0) == 0 for v in viewers)
+        and v.get("freezes", 0) == 0 and v.get("audio_gaps", 0) == 0 for v in viewers)
 
 
 def run_once(server, instants: list[float], args: argparse.Namespace, workdir: Path) -> dict:
@@ -162,6 +163,7 @@ def summarise(episodes: list[dict], before: dict, after: dict, wall: float, cpu:
         "first_frame_s": _percentiles(first), "first_content_s": _percentiles(content),
         "first_speech_s": _percentiles(speech),
         "viewer_freezes": sum(v.get("freezes", 0) for v in viewers),
+        "viewer_audio_gaps": sum(v.get("audio_gaps", 0) for v in viewers),
         "viewer_frozen_s": round(sum(v.get("frozen_s", 0.0) for v in viewers), 3),
         "content_late_s": round(after["stalled_s"] - before["stalled_s"], 3),
         "content_late_stalls": after["stalls"] - before["stalls"],
@@ -256,13 +258,14 @@ def report(rows: list[dict], sweep_rows: list[dict]) -> str:
     lines = []
     if rows:
         lines += [("| policy | rate /s | requested | admitted | queued | refused | goodput | first frame p50/p95 s "
-                   "| first speech p50/p95 s | viewer freezes | content late s | server cores |"),
-                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: |"]
+                   "| first speech p50/p95 s | video freezes | audio gaps | content late s | server cores |"),
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: |"]
         for r in rows:
             ff, fs = r["first_frame_s"], r["first_speech_s"]
             lines.append(f"| {r['policy']} | {r['rate']} | {r['requested']} | {r['admitted']} | {r['queued']} | "
                          f"{r['refused']} | {r['goodput']:.0%} | {_f(ff['p50'])} / {_f(ff['p95'])} | "
-                         f"{_f(fs['p50'])} / {_f(fs['p95'])} | {r['viewer_freezes']} | {r['content_late_s']:.2f} | "
+                         f"{_f(fs['p50'])} / {_f(fs['p95'])} | {r['viewer_freezes']} | "
+                         f"{r.get('viewer_audio_gaps', '-')} | {r['content_late_s']:.2f} | "
                          f"{r['server_cores']:.2f} |")
         for policy in dict.fromkeys(r["policy"] for r in rows):
             ok = [r["rate"] for r in rows if r["policy"] == policy and r["goodput"] >= 0.95 and r["rate"] != "burst"]

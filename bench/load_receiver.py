@@ -16,7 +16,10 @@ frame (the first at the stream's rate), first speech, and freezes. A frame is sh
 browser shows it: at its timestamp plus a jitter buffer's delay (``PLAYOUT_DELAY_S``
 after the earliest transit seen), or when it arrives if that is later; a freeze is a gap
 between shown content frames longer than WebRTC's rule (3 frame times, or 150 ms more
-than one). Times are seconds after the request.
+than one). Audio is timed the same way, every 20 ms packet from the first one on (silence
+included): a packet that arrives after its turn to play holds the audio back, and 150 ms
+of that in a row is an audio gap, which a listener hears even while the picture moves on. Times are seconds after
+the request.
 """
 from __future__ import annotations
 
@@ -36,6 +39,8 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 SPEECH_RMS = 300.0
 #: A viewer is done when no video arrived for this long after its content started.
 QUIET_S = 4.0
+#: Audio held back this long by late packets in a row is a gap a listener hears.
+AUDIO_GAP_S = 0.15
 #: The jitter buffer's delay: a frame is shown this long after its timestamp (on the
 #: earliest transit seen), or when it arrives if later. Browsers adapt theirs to the
 #: jitter they see; this is a fixed, modest one.
@@ -43,7 +48,39 @@ PLAYOUT_DELAY_S = 0.2
 
 
 @dataclass
+class AudioClock:
+    """When each audio packet plays, as a jitter buffer plays them: at its timestamp plus
+    ``PLAYOUT_DELAY_S`` after the earliest transit seen, pushed back by all lateness so far
+    (while it waits, the listener hears concealment: silence or stretched sound)."""
+
+    last_ts: int | None = None
+    media_s: float = 0.0
+    transit: float | None = None
+    #: Seconds of concealment so far, in all, and in the current run of late packets.
+    late_s: float = 0.0
+    run_s: float = 0.0
+
+    def arrived(self, timestamp: int, now: float, rate: int = 48_000) -> bool:
+        """Time a packet; True when the run of late packets it belongs to has just added up to
+        an audible gap (``AUDIO_GAP_S``): one late burst, or a sender slower than real time
+        (every packet a little late, gap after gap)."""
+        if self.last_ts is not None:
+            self.media_s += ((timestamp - self.last_ts) % (1 << 32)) / rate
+        self.last_ts = timestamp
+        self.transit = min(self.transit, now - self.media_s) if self.transit is not None else now - self.media_s
+        late = max(0.0, now - (self.media_s + self.transit + PLAYOUT_DELAY_S + self.late_s))
+        self.late_s += late
+        self.run_s = self.run_s + late if late > 0 else 0.0
+        if self.run_s > AUDIO_GAP_S:
+            self.run_s = 0.0
+            return True
+        return False
+
+
+@dataclass
 class ViewerResult:
+    #: When the server answered the viewer's offer (its share of the first frame's wait).
+    answered_s: float | None = None
     first_frame_s: float | None = None
     first_content_s: float | None = None
     first_speech_s: float | None = None
@@ -52,12 +89,15 @@ class ViewerResult:
     frozen_s: float = 0.0
     #: When each freeze ended, seconds after the request.
     freeze_at_s: list[float] = field(default_factory=list)
+    audio_gaps: int = 0
+    audio_late_s: float = 0.0
     error: str | None = None
     _last_ts: int | None = field(default=None, repr=False)
     _last_s: float | None = field(default=None, repr=False)
     _media_s: float = field(default=0.0, repr=False)  # the frame's timestamp, unwrapped, in seconds
     _transit: float | None = field(default=None, repr=False)  # earliest arrival less timestamp
     _shown: float | None = field(default=None, repr=False)  # when the last content frame was shown
+    _audio: AudioClock = field(default_factory=AudioClock, repr=False)
 
 
 class Viewer:
@@ -99,7 +139,10 @@ class Viewer:
         r._last_ts, r._last_s = packet.timestamp, self._since()
 
     async def audio_packet(self, packet, arrival_time_ms: int) -> None:
-        if self.result.first_speech_s is not None or not packet.payload:
+        r = self.result
+        r.audio_gaps += r._audio.arrived(packet.timestamp, time.monotonic())
+        r.audio_late_s = round(r._audio.late_s, 3)
+        if r.first_speech_s is not None or not packet.payload:
             return
         try:
             frames = self._opus.decode(av.Packet(packet.payload))
@@ -118,6 +161,7 @@ class Viewer:
         reply = await client.post(f"/api/episodes/{episode}/offer",
                                   json={"sdp": self.pc.localDescription.sdp, "type": "offer"})
         reply.raise_for_status()
+        self.result.answered_s = self._since()
         answer = reply.json()
         for transceiver in self.pc.getTransceivers():
             # Timing, not decoding: the packets never reach aiortc's jitter buffer or decoder.
@@ -158,7 +202,8 @@ async def request_and_watch(args: argparse.Namespace) -> dict:
         return {"requested_at": requested_at, "status_code": 200, "episode": args.episode, "viewers": viewers}
     async with httpx.AsyncClient(base_url=args.url, timeout=30.0) as client:
         reply = await client.post("/api/episodes", json=body)
-    out: dict = {"requested_at": requested_at, "status_code": reply.status_code, "viewers": []}
+    out: dict = {"requested_at": requested_at, "status_code": reply.status_code, "viewers": [],
+                 "created_s": time.time() - requested_at}
     if reply.status_code not in (201, 202):
         out["error"] = reply.text[:300]
         return out

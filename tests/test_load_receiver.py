@@ -79,6 +79,41 @@ def test_a_stall_on_the_server_freezes_even_with_timestamps_that_wait(clock: Clo
     assert viewer.result.freezes == 1
 
 
+def feed_audio(viewer: Viewer, clock: Clock, packets: list[tuple[float, int]]) -> None:
+    """Audio packets as (arrival time, RTP timestamp at 48 kHz), empty (never decoded)."""
+    for at, ts in packets:
+        clock.now = at
+        run_async(viewer.audio_packet(SimpleNamespace(timestamp=ts % (1 << 32), payload=b""), 0))
+
+
+def audio(start: float, ts0: int, n: int) -> list[tuple[float, int]]:
+    return [(start + k * 0.02, ts0 + k * 960) for k in range(n)]
+
+
+def test_audio_that_keeps_its_pace_has_no_gap_even_with_jitter(clock: Clock) -> None:
+    viewer = Viewer(FPS, requested_at=100.0)
+    jittery = [(at + (0.1 if k % 7 == 3 else 0.0), ts) for k, (at, ts) in enumerate(audio(100.0, 0, 200))]
+    feed_audio(viewer, clock, jittery)
+    assert viewer.result.audio_gaps == 0
+
+
+def test_audio_sent_slower_than_it_plays_is_heard_as_gaps(clock: Clock) -> None:
+    """The sender falls behind real time (its timestamps advance 20 ms a packet, its packets
+    come every 25 ms): the listener's buffer runs dry, again and again."""
+    viewer = Viewer(FPS, requested_at=100.0)
+    feed_audio(viewer, clock, [(100.0 + k * 0.025, k * 960) for k in range(200)])
+    r = viewer.result
+    assert r.audio_gaps >= 5 and r.audio_late_s > 0.75
+    assert not good({"status_code": 201, "viewers": [{"first_frame_s": 0.5, "freezes": 0, "audio_gaps": r.audio_gaps}]})
+
+
+def test_a_late_burst_of_audio_is_one_gap_and_playback_resumes_behind(clock: Clock) -> None:
+    viewer = Viewer(FPS, requested_at=100.0)
+    feed_audio(viewer, clock, audio(100.0, 0, 50) + audio(101.6, 50 * 960, 50))
+    assert viewer.result.audio_gaps == 1
+    assert viewer.result.audio_late_s == pytest.approx(0.6 - 0.2, abs=0.03)
+
+
 def test_arrivals_are_poisson_at_the_rate() -> None:
     instants = arrivals(0.5, 2000, seed=3)
     assert len(instants) == pytest.approx(1000, rel=0.1) and instants == sorted(instants)
