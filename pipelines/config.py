@@ -204,6 +204,11 @@ class RuntimeSpec(_Strict):
     #: The script stops writing while this many segments wait to be rendered. On a
     #: small machine the LLM otherwise takes the cores the first segment needs.
     lead_segments: int = Field(3, ge=1, le=100)
+    #: Spoken segments ready before viewers start while other episodes generate on the
+    #: same workers (alone on them: one). Under contention the second segment often
+    #: arrives after the short first one has played: waiting for it moves the first word
+    #: later instead of stalling right after it.
+    start_segments_shared: int = Field(2, ge=1, le=5)
     #: Frames wait for viewers JPEG-compressed plane by plane, a fraction of their raw
     #: size; null keeps raw I420, which only short episodes can afford.
     frame_jpeg_quality: int | None = Field(90, ge=50, le=100)

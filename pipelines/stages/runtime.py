@@ -308,11 +308,24 @@ class EpisodeRuntime:
             raise EpisodeError(f"video stage failed on segment {voiced.seg.index}: {exc}") from exc
         frames = pieces[0] if parts == 1 else FrameList.join(pieces)
         self.progress.rendered += 1
-        if self.progress.rendered == 1:
-            self._origin = max(self._origin, time.monotonic())
         self._rendered_event.set()
         self._notify()
         return voiced.ready(quality, frames)
+
+    def _start_segments(self) -> int:
+        """Spoken segments viewers start on: one alone on the machine, more while other
+        episodes generate on the same workers, where the next segment's arrival is uncertain:
+        a later first word beats a stall after it."""
+        others = len(self.pools.generating) > 1
+        return self.deployment.runtime.start_segments_shared if others else 1
+
+    def _released(self, seg: ReadySegment) -> ReadySegment:
+        """``seg``, handed to the sinks; the first spoken one starts the viewers' clock."""
+        if self._ready_end is None:
+            # Viewers start playing now: later deadlines count from here.
+            self._origin = max(self._origin, time.monotonic())
+        self._ready_end = seg.end
+        return seg
 
     def _prewarm(self, quality: Quality) -> None:
         self.models.animator.idle_frame(self.scene, quality, 0)
@@ -372,12 +385,19 @@ class EpisodeRuntime:
             # Build the studio for this title now, while the first segment is voiced.
             await self.pools.video.run(self._prewarm, last_tier, timeline=self.timeline, note="prewarm",
                                        deadline=self._queue_key(0))
+            held: list[ReadySegment] = []  # the first spoken segments, until viewers may start on them
             while (task := await ordered.get()) is not None:
                 video_tasks.append(task)
                 ready = await task
                 last_tier = ready.quality
-                self._ready_end = ready.end
-                yield ready
+                held.append(ready)
+                if self._ready_end is None and len(held) < self._start_segments():
+                    continue
+                for seg in held:
+                    yield self._released(seg)
+                held.clear()
+            for seg in held:  # an episode shorter than its start buffer
+                yield self._released(seg)
             for task in tasks:
                 await task  # re-raises a stage's EpisodeError
             if outro:
