@@ -145,6 +145,22 @@ class SceneInfo:
 
 
 @dataclass(frozen=True)
+class Shot:
+    """Where the camera looks for one segment: both hosts (the two-shot), or one host close up.
+
+    Shots change only where a line starts (shot planning: pipelines/plan/shots.py);
+    every animator draws each kind at every tier.
+    """
+
+    kind: Literal["two_shot", "close_up"] = "two_shot"
+    #: Whose close-up (index into ``SceneInfo.hosts``); ignored in a two-shot.
+    host: int = 0
+
+
+TWO_SHOT = Shot()
+
+
+@dataclass(frozen=True)
 class VisualSegment:
     """Everything the animator needs to draw one segment.
 
@@ -160,6 +176,7 @@ class VisualSegment:
     caption: str
     pcm: np.ndarray
     phonemes: tuple[TimedPhoneme, ...]
+    shot: Shot = TWO_SHOT
 
 
 class Animator(Protocol):
