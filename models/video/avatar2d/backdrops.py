@@ -13,18 +13,19 @@ import numpy as np
 
 from models.protocols import Quality, SceneInfo
 from models.video.avatar2d.cache import LayerCache
+from models.video.avatar2d.camera import WIDE, Camera
 from models.video.avatar2d.cards import make_title
 from models.video.avatar2d.hosts import HostStyle
 from models.video.avatar2d.layout import canvas_key
 from models.video.avatar2d.occluders import MicLayers, make_mics
 from models.video.avatar2d.primitives import RGB
-from models.video.avatar2d.stage import make_base
+from models.video.avatar2d.stage import make_base, make_view_base, studio_view
 from models.video.avatar2d.studio import State, make_studio, stored_studio, studio_look
 from models.video.avatar2d.text import Text
 
 
 class Backdrops:
-    """The studio, episode bases, microphones and title cards of one look; thread-safe.
+    """The studio, episode bases, microphones and title cards of one look, per tier and camera; thread-safe.
 
     ``furniture`` adds the microphones and forearms (the cartoon look's occluders).
     """
@@ -48,14 +49,25 @@ class Backdrops:
             return stored_studio(self.studio_cache, look, make)
         return self.layers.get(("studio", canvas_key(quality), state), load)
 
-    def mics(self, quality: Quality) -> MicLayers | None:
-        """The tier's microphone layers and occluder weights; None without furniture."""
+    def view(self, quality: Quality, state: State, camera: Camera) -> np.ndarray:
+        """The studio lit for ``state`` as ``camera`` sees it (stage.studio_view); not to be drawn on."""
+        return self.layers.get(("view", canvas_key(quality), state, camera),
+                               lambda: studio_view(self.studio(quality, state), state, self.styles, camera))
+
+    def mics(self, quality: Quality, camera: Camera = WIDE) -> MicLayers | None:
+        """The tier's microphone layers and occluder weights through ``camera``; None without furniture."""
         if not self.furniture:
             return None
-        return self.layers.get(("mics", canvas_key(quality)), lambda: make_mics(quality, self.styles))
+        return self.layers.get(("mics", canvas_key(quality), camera), lambda: make_mics(quality, self.styles, camera))
 
-    def base(self, quality: Quality, state: State, scene: SceneInfo, box: bool) -> np.ndarray:
-        """The episode's picture without hosts for ``state`` ("idle", 0 or 1); not to be drawn on."""
+    def base(self, quality: Quality, state: State, scene: SceneInfo, box: bool, camera: Camera = WIDE) -> np.ndarray:
+        """The episode's picture without hosts for ``state`` ("idle", 0 or 1) through ``camera``;
+        not to be drawn on. Through a closer camera than the two-shot's it holds only the scene
+        (stage.make_view_base): ``scene`` and ``box`` then go in the overlay (overlay.py)."""
+        if not camera.wide:
+            return self.layers.get(("view bg", canvas_key(quality), state, self.furniture, camera),
+                                   lambda: make_view_base(self.view(quality, state, camera),
+                                                          self.mics(quality, camera), state, self.styles, camera))
         key = ("bg", canvas_key(quality), state, scene.title, tuple(scene.hosts), bool(box), self.furniture)
 
         def make() -> np.ndarray:

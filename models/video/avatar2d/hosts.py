@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from models.video.avatar2d.camera import WIDE, Camera
 from models.video.avatar2d.layout import DESK_Y, HOST_X, MOUTH_DY
 from models.video.avatar2d.motion import Pose
 from models.video.avatar2d.primitives import RGB, Colour, Xf, arc, hex_rgb, mix, mul
@@ -263,10 +264,12 @@ def draw_mouth(img: np.ndarray, hx: Xf, st: HostStyle, p: Pose, mx: float, my: f
     hx.line(img, outline, lips, 0.0052, closed=True)
 
 
-def draw_arms(img: np.ndarray, st: HostStyle, h: int, dim: float, mask: bool = False) -> None:
-    """Host ``h``'s forearms and folded hands on the desk; with ``mask`` draws 255 on a 1-channel image."""
+def draw_arms(img: np.ndarray, st: HostStyle, h: int, dim: float, mask: bool = False,
+              camera: Camera = WIDE) -> None:
+    """Host ``h``'s forearms and folded hands on the desk, seen through ``camera``; with ``mask``
+    draws 255 on a 1-channel image."""
     H, W = img.shape[:2]
-    a_ = Xf(HOST_X[h] * W, DESK_Y * H, H)
+    a_ = Xf(camera.x(HOST_X[h] * W), camera.y(DESK_Y * H), H * camera.zoom)
 
     def c(col: tuple, f: float) -> Colour:
         return 255 if mask else mul(col, f * dim)

@@ -14,8 +14,9 @@ import cv2
 import numpy as np
 
 from models.protocols import Quality
+from models.video.avatar2d.camera import WIDE, Camera, shot_rois
 from models.video.avatar2d.hosts import HostStyle, draw_arms
-from models.video.avatar2d.layout import DESK_Y, HOST_X, canvas_size, host_rois
+from models.video.avatar2d.layout import DESK_Y, HOST_X, canvas_size
 from models.video.avatar2d.primitives import AA, RGB, SHIFT, F, Xf, rounded_box
 
 Box = tuple[int, int, int, int]
@@ -25,8 +26,9 @@ BlendPart = tuple[Box, np.ndarray, np.ndarray]
 MicLayers = tuple[np.ndarray, np.ndarray, list[BlendPart]]
 
 
-def make_mics(quality: Quality, styles: Sequence[HostStyle]) -> MicLayers:
-    """Both microphones as colour + alpha layers, and the weights that restore mics and forearms.
+def make_mics(quality: Quality, styles: Sequence[HostStyle], camera: Camera = WIDE) -> MicLayers:
+    """Both microphones as colour + alpha layers, and the weights that restore mics and forearms,
+    seen through ``camera`` (parts out of its frame are left out).
 
     The forearms' colours depend on who is speaking, so they live in the static
     picture and only their alpha is kept here.
@@ -35,25 +37,46 @@ def make_mics(quality: Quality, styles: Sequence[HostStyle]) -> MicLayers:
     u = H / 1000.0
     rgb = np.zeros((H, W, 3), np.uint8)
     a = np.zeros((H, W), np.uint8)
-    boxes = [_draw_mic(rgb, a, h, styles[h].accent, u) for h in (0, 1)]
+    boxes = [_draw_mic(rgb, a, h, styles[h].accent, u, camera) for h in (0, 1)]
     arms = np.zeros((H, W), np.uint8)
-    dyi = math.ceil(DESK_Y * H)
+    dyi = math.ceil(camera.y(DESK_Y * H))
     for h in (0, 1):
-        draw_arms(arms, styles[h], h, 1.0, mask=True)
+        draw_arms(arms, styles[h], h, 1.0, mask=True, camera=camera)
         cx = HOST_X[h] * W
-        boxes.append((max(0, int(cx - 0.25 * H)), int(DESK_Y * H - 0.05 * H), min(W, int(cx + 0.25 * H)), dyi))
+        boxes.append((max(0, int(camera.x(cx - 0.25 * H))), max(0, int(camera.y(DESK_Y * H - 0.05 * H))),
+                      min(W, int(camera.x(cx + 0.25 * H))), min(H, dyi)))
     a = np.maximum(a, arms)
     # float weights per box, once per tier (rows below the desk are copied whole)
     parts = []
     for (x0, y0, x1, y1) in boxes:
         y1 = min(y1, dyi)
-        w = a[y0:y1, x0:x1].astype(np.float32) / 255.0
-        parts.append(((x0, y0, x1, y1), np.ascontiguousarray(w), np.ascontiguousarray(1.0 - w)))
+        if x1 <= x0 or y1 <= y0:
+            continue  # out of the camera's frame
+        # a close-up's boxes are large and mostly empty: blend only strips where there is a mic
+        for bx0, by0, bx1, by1 in [(x0, y0, x1, y1)] if camera.wide else _strips(a, (x0, y0, x1, y1)):
+            w = a[by0:by1, bx0:bx1].astype(np.float32) / 255.0
+            parts.append(((bx0, by0, bx1, by1), np.ascontiguousarray(w), np.ascontiguousarray(1.0 - w)))
     return rgb, a, parts
 
 
-def _draw_mic(rgb: np.ndarray, a: np.ndarray, h: int, accent: RGB, u: float) -> Box:
-    """Host ``h``'s mic on its boom, tilted towards the mouth, into ``rgb`` and ``a``; returns its box."""
+def _strips(a: np.ndarray, box: Box, n: int = 8) -> list[Box]:
+    """``box`` cut into ``n`` bands of rows, each narrowed to the columns where ``a`` is not zero;
+    bands with nothing in them left out. Blending where the weight is zero changes nothing, so the
+    strips restore the same pixels as the box."""
+    x0, y0, x1, y1 = box
+    out = []
+    step = max(1, -(-(y1 - y0) // n))
+    for r0 in range(y0, y1, step):
+        r1 = min(y1, r0 + step)
+        cols = np.nonzero(a[r0:r1, x0:x1].max(axis=0))[0]
+        if cols.size:
+            out.append((x0 + int(cols[0]), r0, x0 + int(cols[-1]) + 1, r1))
+    return out
+
+
+def _draw_mic(rgb: np.ndarray, a: np.ndarray, h: int, accent: RGB, u: float, camera: Camera) -> Box:
+    """Host ``h``'s mic on its boom, tilted towards the mouth, into ``rgb`` and ``a`` through ``camera``;
+    returns its box, clipped to the canvas."""
     H, W = a.shape[:2]
     d = 1.0 if h == 0 else -1.0
     hxp = HOST_X[h] * W
@@ -61,20 +84,22 @@ def _draw_mic(rgb: np.ndarray, a: np.ndarray, h: int, accent: RGB, u: float) -> 
     p0 = (hxp + d * 0.255 * H, DESK_Y * H)
     p1 = (hxp + d * 0.225 * H, 0.60 * H)
     p2 = (mx + d * 0.016 * H, my + 0.039 * H)  # the mic stem
+    c0, c1, c2 = ((camera.x(p[0]) * F, camera.y(p[1]) * F) for p in (p0, p1, p2))
+    zu = u * camera.zoom
     for layer, c in ((rgb, (48, 50, 60)), (a, 255)):
-        cv2.line(layer, (int(p0[0] * F), int(p0[1] * F)), (int(p1[0] * F), int(p1[1] * F)), c, max(1, int(7 * u)), AA, SHIFT)
-        cv2.line(layer, (int(p1[0] * F), int(p1[1] * F)), (int(p2[0] * F), int(p2[1] * F)), c, max(1, int(6 * u)), AA, SHIFT)
-        cv2.circle(layer, (int(p1[0] * F), int(p1[1] * F)), int(8 * u * F), c, -1, AA, SHIFT)
-    xf = Xf(mx, my, H, math.radians(-d * 22.0))
+        cv2.line(layer, (int(c0[0]), int(c0[1])), (int(c1[0]), int(c1[1])), c, max(1, int(7 * zu)), AA, SHIFT)
+        cv2.line(layer, (int(c1[0]), int(c1[1])), (int(c2[0]), int(c2[1])), c, max(1, int(6 * zu)), AA, SHIFT)
+        cv2.circle(layer, (int(c1[0]), int(c1[1])), int(8 * zu * F), c, -1, AA, SHIFT)
+    xf = Xf(camera.x(mx), camera.y(my), H * camera.zoom, math.radians(-d * 22.0))
     _draw_capsule(rgb, xf, accent)
     # the mask: body, accent band and mount
     xf.poly(a, rounded_box(-0.021, -0.056, 0.021, 0.03, 0.02), 255)
     xf.poly(a, rounded_box(-0.0225, -0.006, 0.0225, 0.003, 0.002), 255)
     xf.poly(a, rounded_box(-0.012, 0.03, 0.012, 0.042, 0.003), 255)
-    x0 = int(min(mx, p0[0], p1[0]) - 0.06 * H)
-    x1 = int(max(mx, p0[0], p1[0]) + 0.06 * H)
-    y0 = int(my - 0.08 * H)
-    y1 = int(DESK_Y * H) + 1
+    x0 = int(camera.x(min(mx, p0[0], p1[0]) - 0.06 * H))
+    x1 = int(camera.x(max(mx, p0[0], p1[0]) + 0.06 * H))
+    y0 = int(camera.y(my - 0.08 * H))
+    y1 = int(camera.y(DESK_Y * H)) + 1
     return max(0, x0), max(0, y0), min(W, x1), min(H, y1)
 
 
@@ -98,11 +123,13 @@ def composite_mics(img: np.ndarray, mics: MicLayers) -> np.ndarray:
     return (img.astype(np.float32) * (1 - af) + rgb.astype(np.float32) * af + 0.5).astype(np.uint8)
 
 
-def restore_occluders(img: np.ndarray, base: np.ndarray, quality: Quality, mics: MicLayers) -> None:
-    """Put back what hides the hosts: ``base``'s rows below the desk, then mics and forearms by alpha."""
+def restore_occluders(img: np.ndarray, base: np.ndarray, quality: Quality, mics: MicLayers,
+                      camera: Camera = WIDE) -> None:
+    """Put back what hides the hosts: ``base``'s rows below the desk, then mics and forearms by alpha;
+    ``mics`` and ``base`` are seen through ``camera``."""
     H = img.shape[0]
-    dy = math.ceil(DESK_Y * H)
-    for x0, _, x1, y1 in host_rois(quality):
+    dy = max(0, math.ceil(camera.y(DESK_Y * H)))
+    for x0, _, x1, y1 in shot_rois(quality, camera):
         img[dy:y1, x0:x1] = base[dy:y1, x0:x1]
     for (x0, y0, x1, y1), w, iw in mics[2]:
         d = img[y0:y1, x0:x1]

@@ -1,9 +1,12 @@
-"""The static picture of one episode behind the hosts, for one host state.
+"""The static picture of one episode behind the hosts, for one host state and one camera.
 
 Everything that does not move during a segment (studio, microphones, forearms,
 name plates, title banner, speaker highlight, caption box) is composed once per
-(tier, state, episode) into a *base* picture; each frame is drawn on a copy of
-it, so a frame costs only the two hosts.
+(tier, state, episode, camera) into a *base* picture; each frame is drawn on a copy
+of it, so a frame costs only the hosts. Through a closer camera (camera.py) the studio
+is the two-shot's picture enlarged and softened, like a background out of focus
+behind a close subject, and the microphones and forearms are drawn at the camera's
+scale; the banner and caption box are laid over the hosts then (overlay.py).
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import cv2
 import numpy as np
 
 from models.protocols import SceneInfo
+from models.video.avatar2d.camera import WIDE, Camera
 from models.video.avatar2d.captions import draw_caption_box, host_name
 from models.video.avatar2d.hosts import HostStyle, draw_arms
 from models.video.avatar2d.layout import DESK_Y, HEAD_Y, HOST_X
@@ -29,6 +33,9 @@ from models.video.avatar2d.primitives import (
 )
 from models.video.avatar2d.text import Text
 
+#: How soft the studio is behind a close-up: the blur's sigma as a fraction of the frame height.
+DEPTH_BLUR = 0.003
+
 
 def make_base(studio: np.ndarray, mics: MicLayers | None, state: str | int, scene: SceneInfo, box: bool,
               styles: Sequence[HostStyle], text: Text) -> np.ndarray:
@@ -38,10 +45,7 @@ def make_base(studio: np.ndarray, mics: MicLayers | None, state: str | int, scen
     u = H / 1000.0
     img = composite_mics(studio, mics) if mics is not None else studio.copy()
     if mics is not None:
-        # forearms and hands resting on the desk (restored over the hosts, see occluders)
-        for h in (0, 1):
-            dim = 0.95 if state == "idle" else (1.0 if state == h else 0.86)
-            draw_arms(img, styles[h], h, dim)
+        _draw_forearms(img, styles, state, WIDE)
     for h in (0, 1):
         _draw_name_plate(img, host_name(scene, h).upper(), h, styles[h].accent, state == h, text)
     draw_banner(img, scene.title, text)
@@ -50,6 +54,35 @@ def make_base(studio: np.ndarray, mics: MicLayers | None, state: str | int, scen
     if box:
         draw_caption_box(img, state, styles)
     return img
+
+
+def studio_view(studio: np.ndarray, state: str | int, styles: Sequence[HostStyle], camera: Camera) -> np.ndarray:
+    """The two-shot ``studio`` lit for ``state`` (with the speaker's ring) as ``camera`` sees it:
+    enlarged, then softened so it reads as the background of a close subject, not a blurry enlargement."""
+    H, W = studio.shape[:2]
+    img = _speaker_ring(studio, styles[state].accent, state, H / 1000.0) if state in (0, 1) else studio
+    view = cv2.warpAffine(img, camera.matrix(), (W, H), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    return cv2.GaussianBlur(view, (0, 0), max(0.5, DEPTH_BLUR * H * camera.zoom))
+
+
+def make_view_base(view: np.ndarray, mics: MicLayers | None, state: str | int, styles: Sequence[HostStyle],
+                   camera: Camera) -> np.ndarray:
+    """The picture without hosts for a camera closer than the two-shot's, over ``studio_view``'s
+    picture: the microphones and forearms when ``mics`` are given, seen through ``camera``. The title
+    banner and caption box go over the hosts instead (overlay.py), and the name plates on the desk
+    front are below a close-up's frame."""
+    img = composite_mics(view, mics) if mics is not None else view.copy()
+    if mics is not None:
+        _draw_forearms(img, styles, state, camera)
+    return img
+
+
+def _draw_forearms(img: np.ndarray, styles: Sequence[HostStyle], state: str | int, camera: Camera) -> None:
+    """Both hosts' forearms and hands resting on the desk (restored over the hosts, see occluders),
+    the listener's dimmed."""
+    for h in (0, 1):
+        dim = 0.95 if state == "idle" else (1.0 if state == h else 0.86)
+        draw_arms(img, styles[h], h, dim, camera=camera)
 
 
 def _draw_name_plate(img: np.ndarray, name: str, h: int, accent: tuple, active: bool, text: Text) -> None:
