@@ -5,9 +5,14 @@ follows viseme shapes from Piper's phoneme timings with the audio envelope
 scaling the jaw; both hosts blink, sway and breathe as smooth functions of the
 *global* episode clock, and the listener nods, smiles and looks at the speaker.
 
-Everything static is composed once per (tier, state, caption chunk) into a base
-picture and cached; each frame copies the base, draws the two hosts and restores
+Everything static is composed once per (tier, state, caption chunk, camera) into a
+base picture and cached; each frame copies the base, draws the hosts and restores
 what stands in front of them, so a frame costs only the hosts.
+
+A segment's ``shot`` picks the camera (camera.py): the two-shot, or a close-up of
+one host. A close-up is the same scene through another camera: the same poses,
+mouth shapes and idle motion, drawn at the camera's scale (not enlarged from a
+smaller picture), so the face stays sharp; a host out of its frame is not drawn.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ import numpy as np
 from models.protocols import CLOCK_RATE, Quality, SceneInfo, VisualSegment
 from models.video.avatar2d.backdrops import Backdrops
 from models.video.avatar2d.cache import LayerCache
+from models.video.avatar2d.camera import WIDE, Camera, in_frame, shot_camera, shot_rois
 from models.video.avatar2d.captions import Captions
 from models.video.avatar2d.cards import draw_equaliser
 from models.video.avatar2d.hosts import (
@@ -26,7 +32,7 @@ from models.video.avatar2d.hosts import (
     draw_host,
     make_styles,
 )
-from models.video.avatar2d.layout import TRANSITION_S, host_rois, output_frame
+from models.video.avatar2d.layout import TRANSITION_S, out_shape, output_frame
 from models.video.avatar2d.motion import (
     Motion,
     Mouth,
@@ -36,6 +42,7 @@ from models.video.avatar2d.motion import (
     speaking_mouth,
 )
 from models.video.avatar2d.occluders import MicLayers, restore_occluders
+from models.video.avatar2d.overlay import Overlays
 from models.video.avatar2d.primitives import hex_rgb
 from models.video.avatar2d.segment import Bases, Canvas
 from models.video.avatar2d.studio import STUDIO_CACHE_DIR, State
@@ -124,7 +131,8 @@ class Avatar2D:
     def render(self, scene: SceneInfo, seg: VisualSegment, quality: Quality,
                frames: tuple[int, int] | None = None,
                size: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
-        """The segment's frames (or frames a..b-1 of it), each a new array, at the tier's size or ``size``."""
+        """The segment's frames (or frames a..b-1 of it), each a new array, at the tier's size or ``size``,
+        through the camera of ``seg.shot``."""
         spf = quality.samples_per_frame
         n_frames = -(-int(seg.n_samples) // spf) if seg.n_samples > 0 else 0
         first, stop = (0, n_frames) if frames is None else (max(0, frames[0]), min(n_frames, frames[1]))
@@ -135,44 +143,59 @@ class Avatar2D:
         env = envelope(seg.pcm, n_frames, spf)
         env_s = slow_follow(env)
         chunks = self.captioner.chunks(scene, spk, seg.caption) if self.captions else []
-        bases = Bases(lambda state: self._bg(quality, state, scene, box=self.captions), chunks,
+        camera = shot_camera(quality, seg.shot)
+        bases = Bases(lambda state: self._bg(quality, state, scene, box=self.captions, camera=camera), chunks,
                       self.captioner, self.styles[spk].accent)
-        canvas = Canvas(self._reuse_canvas and max(1, int(quality.supersample)) > 1, host_rois(quality))
+        rois = shot_rois(quality, camera)
+        shown = tuple(in_frame(r) for r in rois)
+        overlays = None if camera.wide else Overlays(out_shape(quality, size), scene, self.captions, chunks,
+                                                     self.captioner, self.styles[spk].accent, self.styles, self.text)
+        canvas = Canvas(self._reuse_canvas and max(1, int(quality.supersample)) > 1, rois)
         prev_state: State = "idle" if seg.index <= 0 else 1 - spk
         trans_frames = TRANSITION_S * CLOCK_RATE / spf
         for n in range(first, stop):
             local = n * spf
             ramp = smoothstep(n / trans_frames) if trans_frames > 0 else 1.0
             ci = bases.chunk_at(local / max(1, seg.n_samples))
-            base = bases.get(ci, spk)
-            img, ref = canvas.frame(base, bases.get(ci, prev_state) if ramp < 1.0 else None, ramp)
+            bi = ci if overlays is None else -1  # the overlay carries the caption
+            base = bases.get(bi, spk)
+            img, ref = canvas.frame(base, bases.get(bi, prev_state) if ramp < 1.0 else None, ramp)
             e = float(env[n])
             self._draw_turn(img, quality, seg, spk, (seg.start + local) / CLOCK_RATE, ramp,
-                            speaking_mouth(track, local, e), e, float(env_s[n]))
-            restore_occluders(img, ref, quality, self._mic_layers(quality))
-            yield self._finish(img, quality, size)
+                            speaking_mouth(track, local, e), e, float(env_s[n]), camera, shown)
+            restore_occluders(img, ref, quality, self._mic_layers(quality, camera), camera)
+            out = self._finish(img, quality, size)
+            if overlays is not None:
+                if out is img:
+                    out = out.copy()  # the canvas may be kept for the next frame
+                overlays.apply(out, ci, spk)
+            yield out
 
     # ------------------------------------------------------------------ helpers
     def _draw_turn(self, img: np.ndarray, quality: Quality, seg: VisualSegment, spk: int, tg: float, ramp: float,
-                   mouth: Mouth, env: float, env_s: float) -> None:
-        """The listener, then the speaker in front, at episode time ``tg`` seconds, ``ramp`` into the turn."""
+                   mouth: Mouth, env: float, env_s: float, camera: Camera, shown: tuple[bool, ...]) -> None:
+        """The listener, then the speaker in front, at episode time ``tg`` seconds, ``ramp`` into the turn,
+        through ``camera``; a host whose ``shown`` is False (out of frame) is skipped."""
         lis = 1 - spk
-        lis_emph = (1.0 - ramp) if seg.index > 0 else 0.0
-        pose = self.motion.pose(quality, lis, tg, role="listener", emph=lis_emph, ramp=ramp)
-        draw_host(img, self.styles[lis], pose)
-        pose = self.motion.pose(quality, spk, tg, role="speaker", emph=ramp, env=env, env_s=env_s, mouth=mouth, ramp=ramp)
-        draw_host(img, self.styles[spk], pose)
+        if shown[lis]:
+            lis_emph = (1.0 - ramp) if seg.index > 0 else 0.0
+            pose = self.motion.pose(quality, lis, tg, role="listener", emph=lis_emph, ramp=ramp)
+            draw_host(img, self.styles[lis], camera.pose(pose))
+        if shown[spk]:
+            pose = self.motion.pose(quality, spk, tg, role="speaker", emph=ramp, env=env, env_s=env_s, mouth=mouth,
+                                    ramp=ramp)
+            draw_host(img, self.styles[spk], camera.pose(pose))
 
     def _finish(self, img: np.ndarray, quality: Quality, size: tuple[int, int] | None = None) -> np.ndarray:
         """The supersampled canvas scaled to the tier's size, or straight to ``size`` (one resize)."""
         return output_frame(img, quality, size)
 
-    def _bg(self, quality: Quality, state: State, scene: SceneInfo, box: bool) -> np.ndarray:
-        """Full static picture (without hosts) for ``state`` in {"idle", 0, 1}."""
-        return self.backdrops.base(quality, state, scene, box)
+    def _bg(self, quality: Quality, state: State, scene: SceneInfo, box: bool, camera: Camera = WIDE) -> np.ndarray:
+        """Full static picture (without hosts) for ``state`` in {"idle", 0, 1} through ``camera``."""
+        return self.backdrops.base(quality, state, scene, box, camera)
 
-    def _mic_layers(self, quality: Quality) -> MicLayers:
-        """The tier's microphone layers and occluder blend weights."""
-        mics = self.backdrops.mics(quality)
+    def _mic_layers(self, quality: Quality, camera: Camera = WIDE) -> MicLayers:
+        """The tier's microphone layers and occluder blend weights through ``camera``."""
+        mics = self.backdrops.mics(quality, camera)
         assert mics is not None  # the cartoon look has its furniture
         return mics

@@ -70,6 +70,12 @@ def host_rois(quality: Quality) -> list[tuple[int, int, int, int]]:
     return out
 
 
+def out_shape(quality: Quality, size: tuple[int, int] | None = None) -> tuple[int, int]:
+    """(height, width) of the frames ``output_frame`` makes: ``size`` (width, height) or the tier's."""
+    width, height = size or (quality.width, quality.height)
+    return height, width
+
+
 def output_frame(img: np.ndarray, quality: Quality, size: tuple[int, int] | None = None) -> np.ndarray:
     """A canvas at the tier's size, or straight at ``size`` (width, height): one resize at most."""
     width, height = size or (quality.width, quality.height)
