@@ -11,8 +11,12 @@ speaking host's mouth moves:
 
 The frame (composition.py) is the cartoon look's studio with the portraits where its
 hosts sit, the same captions, name plates and title banner. Both hosts blink and sway;
-the listener is its portrait. Networks and portraits load when the adapter is built, so a
-missing file stops the server at start, never an episode.
+the listener is its portrait. A segment's ``shot`` picks the camera: the two-shot, or a
+close-up of one host's face with the banner and captions laid over it (avatar2d
+overlay.py), the face moving exactly as it would in the two-shot; a close-up of the
+listener (a reaction shot) leaves the speaker out of frame, so its face is not computed.
+Networks and portraits load when the adapter is built, so a missing file stops the
+server at start, never an episode.
 """
 from __future__ import annotations
 
@@ -25,12 +29,20 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from models.protocols import CLOCK_RATE, Quality, SceneInfo, VisualSegment
+from models.protocols import (
+    CLOCK_RATE,
+    TWO_SHOT,
+    Quality,
+    SceneInfo,
+    Shot,
+    VisualSegment,
+)
 from models.video.avatar2d.backdrops import Backdrops
 from models.video.avatar2d.cache import LayerCache
 from models.video.avatar2d.captions import Captions
 from models.video.avatar2d.hosts import DEFAULT_BACKDROP, DEFAULT_COLOURS, make_styles
-from models.video.avatar2d.layout import output_frame
+from models.video.avatar2d.layout import out_shape, output_frame
+from models.video.avatar2d.overlay import Overlays
 from models.video.avatar2d.primitives import hex_rgb
 from models.video.avatar2d.segment import Bases
 from models.video.avatar2d.studio import STUDIO_CACHE_DIR
@@ -145,19 +157,27 @@ class PortraitAnimator:
         first, last = frames if frames is not None else (0, n_total)
         last = min(last, n_total)
         spk = 1 if seg.speaker == 1 else 0
-        faces = self._faces_for(seg, quality, first, last)
+        camera = self.stage.camera(quality, seg.shot)
+        shown = self.stage.in_frame(quality, spk, camera)
+        faces = self._faces_for(seg, quality, first, last) if shown else [None] * max(0, last - first)
         chunks = self.captioner.chunks(scene, spk, seg.caption)
-        bases = Bases(lambda state: self.backdrops.base(quality, state, scene, box=True), chunks, self.captioner,
-                      self.styles[spk].accent)
+        bases = Bases(lambda state: self.backdrops.base(quality, state, scene, box=True, camera=camera), chunks,
+                      self.captioner, self.styles[spk].accent)
+        overlays = None if camera.wide else Overlays(out_shape(quality, size), scene, True, chunks, self.captioner,
+                                                     self.styles[spk].accent, self.styles, self.backdrops.text)
         spf = quality.samples_per_frame
         for n, face in enumerate(faces, start=first):
-            base = bases.get(bases.chunk_at(n * spf / max(1, seg.n_samples)), spk)
-            frame = self.stage.compose(base, quality, seg.start + n * spf, speaker=spk, face=face)
-            yield output_frame(frame, quality, size)
+            ci = bases.chunk_at(n * spf / max(1, seg.n_samples))
+            base = bases.get(ci if overlays is None else -1, spk)  # a close-up's overlay carries the caption
+            frame = self.stage.compose(base, quality, seg.start + n * spf, speaker=spk, face=face, camera=camera)
+            out = output_frame(frame, quality, size)  # a new array, or the new frame itself
+            if overlays is not None:
+                overlays.apply(out, ci, spk)
+            yield out
 
-    def mouth_box(self, quality: Quality, host: int) -> tuple[int, int, int, int]:
-        """The lower half of a host's face in the frame (x0, y0, x1, y1): where its mouth moves."""
-        return self.stage.mouth_box(quality, host)
+    def mouth_box(self, quality: Quality, host: int, shot: Shot = TWO_SHOT) -> tuple[int, int, int, int]:
+        """The lower half of a host's face in the frame (x0, y0, x1, y1) in ``shot``: where its mouth moves."""
+        return self.stage.mouth_box(quality, host, self.stage.camera(quality, shot))
 
     # -------------------------------------------------------------- faces
     def _prepared(self) -> list:
