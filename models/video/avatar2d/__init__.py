@@ -2,9 +2,10 @@
 
 One module per job: ``primitives`` (colours, shapes, compositing), ``text``
 (fonts and text runs), ``layout`` (where things sit), ``motion`` (poses over
-time), ``hosts`` (drawing a host), ``studio`` (the backdrop and its disk cache),
-``occluders`` (what stands in front of the hosts), ``captions``, ``stage`` (the
-static picture of an episode), ``cards`` (the title card), ``cache`` and
+time), ``camera`` (what a shot shows), ``hosts`` (drawing a host), ``studio``
+(the backdrop and its disk cache), ``occluders`` (what stands in front of the
+hosts), ``captions``, ``stage`` (the static picture of an episode), ``overlay``
+(banner and captions over a close-up), ``cards`` (the title card), ``cache`` and
 ``segment`` (frame bookkeeping), and ``animator`` (``Avatar2D``, composing them).
 """
 from models.video.avatar2d.animator import Avatar2D
