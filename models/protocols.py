@@ -12,6 +12,8 @@ from typing import Literal, Protocol
 
 import numpy as np
 
+from models.script.pace import PRIOR_WORDS_PER_SECOND, SpeakingPace
+
 #: The episode's media clock: every timestamp is a count of samples at this rate.
 CLOCK_RATE = 48_000
 
@@ -25,11 +27,17 @@ class ScriptRequest:
     duration_s: float
     hosts: tuple[str, str] = ("Alex", "Sam")
     style: str = "conversational"
-    #: Rough speaking rate used to turn the duration into a word budget.
-    words_per_second: float = 2.6
+    #: Speaking rate that turns the duration into a word budget when there is no ``pace``.
+    words_per_second: float = PRIOR_WORDS_PER_SECOND
+    #: The voices' real pace, reported by the runtime as it voices the episode: the
+    #: budget then follows media time, not a fixed rate (models/script/pace.py).
+    pace: SpeakingPace | None = None
 
     @property
     def word_budget(self) -> int:
+        """Words the whole episode should have; read it again before each turn (it follows the pace)."""
+        if self.pace is not None:
+            return self.pace.word_budget()
         return max(12, round(self.duration_s * self.words_per_second))
 
 

@@ -245,7 +245,7 @@ def test_short_budget_skips_the_wrap_up():
 
 def test_short_budget_phases_go_from_the_opening_to_the_sign_off():
     plan = EpisodePlan(budget=20)
-    assert (plan.phase, plan.reserve, plan.ending, plan.max_lines) == (Phase.INTRO, 10, Phase.SIGN_OFF, 11)
+    assert (plan.phase, plan.reserve, plan.ending, plan.max_lines) == (Phase.INTRO, 14, Phase.SIGN_OFF, 11)
     # 8 words said: one more ~14-word turn would overshoot the budget more than ending now.
     assert not plan.accepted("Welcome to StreamWise! Today we're talking about tides.", words_said=8, lines_said=1)
     assert plan.phase is Phase.SIGN_OFF
@@ -255,7 +255,7 @@ def test_short_budget_phases_go_from_the_opening_to_the_sign_off():
 
 def test_long_budget_phases_answer_an_open_question_then_wrap_up():
     plan = EpisodePlan(budget=120)
-    assert (plan.reserve, plan.ending, plan.max_lines, plan.nudges_left) == (24, Phase.WRAP_UP, 36, 8)
+    assert (plan.reserve, plan.ending, plan.max_lines, plan.nudges_left) == (30, Phase.WRAP_UP, 36, 8)
     plan.accepted("Welcome to StreamWise! Today we're talking about tides.", words_said=8, lines_said=1)
     assert plan.phase is Phase.BODY
     plan.accepted("So why do tides happen twice a day?", words_said=90, lines_said=8)

@@ -60,8 +60,8 @@ def has_wrap_up(budget: int) -> bool:
 
 
 def ending_reserve(budget: int) -> int:
-    """Words the body leaves for the ending: a wrap-up (~14 words) and a sign-off (~10), or the sign-off."""
-    return 24 if has_wrap_up(budget) else 10
+    """Words the body leaves for the ending: a wrap-up (~16 words) and a sign-off (~14), or the sign-off."""
+    return 30 if has_wrap_up(budget) else 14
 
 
 @dataclass

@@ -41,18 +41,21 @@ from models.protocols import (
     ScriptRequest,
     ShowTitle,
 )
-from models.script.episode import EpisodePlan, Phase, turn_problem
+from models.script.episode import NUDGES, EpisodePlan, Phase, turn_problem
 from models.script.gguf import model_info, resolve_model
+from models.script.outline import OUTLINE_CUE, Outline
 from models.script.parser import ScriptParser
 from models.script.prompts import (
     CANNED_SIGN_OFFS,
     EXAMPLE_TITLE_KEYS,
     PROMPT_STYLES,
     WRAP_UP_CUE,
+    canned_wrap_up,
     example_lines,
     sign_off_cue,
     welcome_line,
 )
+from models.script.repetition import ECHO_LIMIT, LOOSE_ECHO_LIMIT
 from models.script.text import (
     clean_title,
     intro_topic_phrase,
@@ -81,6 +84,9 @@ class StreamStats:
     words: int = 0
     retries: int = 0
     rejected: list[str] = field(default_factory=list)
+    #: The sub-topics the episode moved through, and whether the model drafted them.
+    outline: tuple[str, ...] = ()
+    outline_drafted: bool = False
 
     @property
     def tokens_per_s(self) -> float:
@@ -124,6 +130,11 @@ class _Run:
     llm: Llama
     #: "ALEX: text\n" lines already accepted.
     transcript: list[str] = field(default_factory=list)
+    #: The sub-topics, drafted once the opening line is out (None before).
+    outline: Outline | None = None
+    #: The outline item the last cued turn opened (-1: none yet), and the opening's words.
+    section: int = -1
+    intro_words: int = 0
 
 
 class LlamaCppWriter:
@@ -403,6 +414,8 @@ class LlamaCppWriter:
             max_line_words=self.max_line_words,
             accept_title=False,
             seen_lines=[t for t in example_lines(show, extra=True) if not t.startswith("Welcome to")],
+            max_echo=ECHO_LIMIT,
+            free_phrases=(*NUDGES, WRAP_UP_CUE, *(sign_off_cue(h) for h in hosts)),
         )
         try:
             llm = self._acquire()
@@ -449,6 +462,7 @@ class LlamaCppWriter:
         """Write turns phase by phase until the sign-off (the model's, or a canned one) is out."""
         parser = run.parser
         while True:
+            plan.budget = run.request.word_budget  # follows the voices' pace as they speak
             phase = plan.phase
             who = len(parser.lines) % 2  # strict alternation, hosts[0] opens
             label = run.labels[who]
@@ -460,6 +474,9 @@ class LlamaCppWriter:
                     run.stats.first_line_s = time.perf_counter() - run.stats.started
                 if plan.accepted(line.text, parser.word_count, len(parser.lines)):
                     return
+                if phase is Phase.INTRO:
+                    run.intro_words = parser.word_count
+                    self._draft_outline(run)
                 continue
             if phase is Phase.SIGN_OFF:
                 # Never end without a goodbye: a canned line beats a cut-off episode.
@@ -469,6 +486,12 @@ class LlamaCppWriter:
                         yield from events
                         break
                 return
+            if phase is Phase.WRAP_UP:
+                # Small models often ask one more question instead: a plain summary, then goodbye.
+                canned = canned_wrap_up(intro_topic_phrase(run.topic))
+                events = parser.feed(f"{label}: {canned}\n") + parser.finish_line()
+                run.transcript += [f"{label}: {e.text}\n" for e in events if isinstance(e, DialogueLine)]
+                yield from events
             if phase is Phase.INTRO:
                 # The model could not even complete the cued opening: say the opening alone.
                 yield from parser.feed(f"{label}: {welcome_line(self.show_name, run.topic)}\n") + parser.finish_line()
@@ -484,7 +507,30 @@ class LlamaCppWriter:
             return WRAP_UP_CUE, 48
         if plan.phase is Phase.SIGN_OFF:
             return sign_off_cue(run.hosts[1 - who]), 8
-        return plan.nudge, plan.body_tokens(run.parser.word_count, self.max_line_tokens)
+        tokens = plan.body_tokens(run.parser.word_count, self.max_line_tokens)
+        if plan.nudge or run.outline is None:
+            return plan.nudge, tokens
+        said = run.parser.word_count - run.intro_words
+        section = run.outline.section(said, plan.budget - plan.reserve - run.intro_words)
+        if section <= run.section:
+            return "", tokens
+        run.section = section
+        return run.outline.cue(section), tokens
+
+    def _draft_outline(self, run: _Run) -> None:
+        """Ask the model for the episode's sub-topics (general angles when its list is unusable)
+        and put them in the prompt's head, so every later turn sees where the episode goes."""
+        try:
+            gen = self._generate(run.head + OUTLINE_CUE, max_tokens=48, temperature=0.3,
+                                 seed=self._seed_for(998, 0), stop=("\n\n", *run.stop[1:]),
+                                 stats=run.stats, llm=run.llm)
+            text = gen.text
+        except Exception:  # an outline is a help, not a need
+            log.exception("llama.cpp failed drafting the outline")
+            text = ""
+        run.outline = Outline.from_model(text, run.topic)
+        run.stats.outline, run.stats.outline_drafted = run.outline.items, run.outline.drafted
+        run.head += run.outline.header_line()
 
     def _finish_stats(self, run: _Run, budget: int) -> None:
         """Fill in the episode's totals and log them."""
@@ -506,6 +552,9 @@ class LlamaCppWriter:
         prompt = self._fit_context(run.head, run.transcript, cue_line, max_new, run.llm)
         line_no = len(parser.lines)
         for attempt in range(self.max_retries + 1):
+            last_try = attempt >= self.max_retries
+            # A summary repeats what was said on purpose (word-for-word repeats are still dropped).
+            parser.max_echo = 1.0 if phase is not Phase.BODY else LOOSE_ECHO_LIMIT if last_try else ECHO_LIMIT
             temp = min(1.2, self.temperature + 0.15 * attempt)
             gen = self._generate(
                 prompt, max_tokens=max_new, temperature=temp, seed=self._seed_for(line_no, attempt),
@@ -518,7 +567,7 @@ class LlamaCppWriter:
             raw = f"{cue} {body}".strip() if cue else body
             problem = turn_problem(
                 phase, body, raw, cued=bool(cue), topic=run.topic, recent=[line.text for line in parser.lines[-2:]],
-                last_try=attempt >= self.max_retries, min_body_words=self.min_body_words,
+                last_try=last_try, min_body_words=self.min_body_words,
             )
             if problem is None:
                 events = parser.feed(f"{label}: {raw}") + parser.finish_line(truncated=gen.finish_reason == "length")

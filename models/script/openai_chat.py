@@ -47,6 +47,7 @@ from models.script.prompts import (
     example_lines,
     example_transcript_with_ending,
 )
+from models.script.repetition import ECHO_LIMIT
 from models.script.text import (
     is_ending_line,
     is_sign_off,
@@ -109,7 +110,8 @@ class _Episode:
     """Mutable state of one episode across requests."""
 
     hosts: tuple[str, str]
-    budget: int
+    #: Read for the budget as the episode goes: it follows the voices' pace when it has one.
+    request: ScriptRequest
     reserve: int
     fallback_title: str
     title: str = ""
@@ -119,6 +121,15 @@ class _Episode:
     @property
     def words(self) -> int:
         return sum(word_count(line.text) for line in self.lines)
+
+    @property
+    def budget(self) -> int:
+        return self.request.word_budget
+
+    @property
+    def body_target(self) -> int:
+        """Words after which the body stops (the budget minus the ending reserve)."""
+        return self.budget - self.reserve
 
     @property
     def last_speaker(self) -> str | None:
@@ -136,8 +147,6 @@ class _RoundState:
     """Reading state of one request's answer."""
 
     kind: Round
-    #: Words after which a body round stops reading (the budget minus the ending reserve).
-    stop_target: int
     #: A goodbye that came too early: kept back until it is clear whether the stream ends there.
     held: list[DialogueLine] = field(default_factory=list)
     #: Lines so far that sound like the end of the show.
@@ -325,7 +334,7 @@ class OpenAIChatWriter:
         hosts = (request.hosts[0], request.hosts[1])
         topic = sanitize_topic(request.topic)
         budget = request.word_budget
-        ep = _Episode(hosts, budget, reserve=ending_reserve(budget), fallback_title=title_from_topic(topic))
+        ep = _Episode(hosts, request, reserve=ending_reserve(budget), fallback_title=title_from_topic(topic))
         try:
             reason = yield from self._rounds(ep, self._messages(topic, hosts, budget), stats)
         except ScriptWriterError as exc:
@@ -342,7 +351,7 @@ class OpenAIChatWriter:
         stats.total_s = time.perf_counter() - stats.started
         stats.words = ep.words
         stats.lines = len(ep.lines)
-        log.info("episode done: %d lines, %d/%d words, %d requests", stats.lines, stats.words, budget, stats.requests)
+        log.info("episode done: %d lines, %d/%d words, %d requests", stats.lines, stats.words, ep.budget, stats.requests)
         yield ScriptEnd(reason=reason)
 
     def _rounds(
@@ -437,8 +446,10 @@ class OpenAIChatWriter:
             seen_lines=example_lines(self.show_name)[1:] + [line.text for line in ep.lines],
             first_index=len(ep.lines),
             last_speaker=ep.last_speaker,
+            # The summary repeats what was said on purpose.
+            max_echo=1.0 if kind is Round.ENDING else ECHO_LIMIT,
         )
-        state = _RoundState(kind, stop_target=ep.budget - ep.reserve)
+        state = _RoundState(kind)
         max_tokens = int(words_wanted * 1.8) + 40
         if self.max_tokens:
             max_tokens = min(max_tokens, self.max_tokens)
@@ -476,7 +487,7 @@ class OpenAIChatWriter:
                 if is_sign_off(ev.text) or state.ending_lines >= 3:
                     state.outcome = RoundEnd.ENDED
                 continue
-            if is_ending_line(ev.text) and ep.words + word_count(ev.text) < state.stop_target:
+            if is_ending_line(ev.text) and ep.words + word_count(ev.text) < ep.body_target:
                 state.held.append(ev)
                 continue
             lines, state.held = [*state.held, ev], []
@@ -485,7 +496,7 @@ class OpenAIChatWriter:
                 state.ending_lines += 1
                 if is_sign_off(ev.text):
                     state.outcome = RoundEnd.ENDED
-            elif state.ending_lines == 0 and ep.words >= state.stop_target:
+            elif state.ending_lines == 0 and ep.words >= ep.body_target:
                 state.outcome = RoundEnd.BUDGET
             elif ep.words >= ep.budget + ep.reserve:
                 state.outcome = RoundEnd.BUDGET  # the model's ending runs on: cut it

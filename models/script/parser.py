@@ -31,6 +31,7 @@ import re
 from dataclasses import dataclass, field
 
 from models.protocols import DialogueLine, ScriptEvent, ShowTitle
+from models.script.repetition import Echoes
 from models.script.text import (
     cap_words,
     clean_text,
@@ -115,6 +116,8 @@ class ScriptParser:
 
     ``seen_lines`` pre-loads the repeat detector (e.g. with a few-shot example,
     so a model that copies the example instead of writing its own is caught).
+    ``max_echo`` drops a line that mostly repeats phrases said before (see
+    ``repetition.Echoes``); ``free_phrases`` (the writer's cues) never count as repeats.
     """
 
     def __init__(
@@ -128,6 +131,8 @@ class ScriptParser:
         seen_lines: tuple[str, ...] | list[str] = (),
         first_index: int = 0,
         last_speaker: str | None = None,
+        max_echo: float = 1.0,
+        free_phrases: tuple[str, ...] = (),
     ) -> None:
         if len(hosts) != 2 or not all(h.strip() for h in hosts):
             raise ValueError(f"exactly two non-empty host names are needed, got {hosts!r}")
@@ -147,6 +152,12 @@ class ScriptParser:
         self._label_memory: dict[str, int] = {}
         self._history: list[str] = []
         self._seen = [k for k in (normalize_for_compare(clean_text(s)) for s in seen_lines) if k]
+        #: A line more than this share of whose 4-grams were said before is dropped as an echo
+        #: (1.0: never); the writer may change it between turns (looser on a last try).
+        self.max_echo = max_echo
+        self.echoes = Echoes(free=free_phrases)
+        for line in seen_lines:
+            self.echoes.add(line)
         self._title: str | None = None
         self._title_open = accept_title
         self._closed = False
@@ -415,11 +426,12 @@ class ScriptParser:
             self.dropped.append(("too-short", text))
             return []
         key = normalize_for_compare(text)
-        reason = self._repeat_reason(key)
+        reason = self._repeat_reason(key) or ("echo" if self.echoes.share(text) > self.max_echo else None)
         if reason:
             self.dropped.append((reason, text))
             log.debug("dropping %s line: %r", reason, text)
             return []
+        self.echoes.add(text)
         host = pending.host
         if host == self._last_host:
             # The turn in between was dropped (empty or a repeat), so this one could

@@ -100,6 +100,11 @@ def welcome_line(show: str, topic_phrase: str) -> str:
 WRAP_UP_CUE = "So, to wrap up,"
 
 
+def canned_wrap_up(topic_phrase: str) -> str:
+    """The summary said when the model asks another question instead of summing up."""
+    return f"{WRAP_UP_CUE} that's {topic_phrase} in a nutshell."
+
+
 def sign_off_cue(other_host: str) -> str:
     """Nearly all of the goodbye: the model only finishes it ("... next time!").
 

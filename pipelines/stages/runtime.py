@@ -23,6 +23,8 @@ from models.protocols import (
     ScriptRequest,
     ShowTitle,
 )
+from models.script.pace import SpeakingPace
+from models.script.text import word_count
 from pipelines.config import Deployment
 from pipelines.plan.tier_planner import Decision, TierPlanner
 from pipelines.playout import clock
@@ -77,6 +79,10 @@ class EpisodeRuntime:
             cpu=pools.cpu, climb_below_cpu=q.climb_below_cpu,
             min_lead=pools.min_lead_s, climb_lead_s=q.climb_lead_s,
         )
+        timeline = deployment.timeline
+        #: The episode's length in media time, as its voices spend it: the writer sizes the
+        #: script by it (the intro and closing cards count towards the length asked for).
+        self.pace = SpeakingPace(request.duration_s, fixed_s=timeline.intro_s + timeline.outro_s)
         self._title_ready = asyncio.Event()
         self._rendered_event = asyncio.Event()
         # The wall-clock instant the first words are due: deadlines count from it.
@@ -136,6 +142,7 @@ class EpisodeRuntime:
             duration_s=self.request.duration_s,
             hosts=self.hosts,
             style=self.request.style,
+            pace=self.pace,
         )
         self.progress.estimated_total = max(1, request.word_budget // max(1, self.deployment.segmenter.max_words - 4))
         segmenter = Segmenter(
@@ -218,6 +225,7 @@ class EpisodeRuntime:
                     phonemes=tuple(speech.phonemes),
                 )
                 cursor += n
+                self.pace.voiced(word_count(seg.text), n / clock.CLOCK_RATE)
                 self.progress.voiced += 1
                 self._notify()
                 await out.put(voiced)
