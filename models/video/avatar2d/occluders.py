@@ -116,9 +116,17 @@ def _draw_capsule(rgb: np.ndarray, xf: Xf, accent: RGB) -> None:
     xf.poly(rgb, rounded_box(-0.012, 0.03, 0.012, 0.042, 0.003), (60, 62, 74))
 
 
-def composite_mics(img: np.ndarray, mics: MicLayers) -> np.ndarray:
-    """``img`` with the microphones alpha-blended over it (a new array)."""
+def composite_mics(img: np.ndarray, mics: MicLayers, tight: bool = False) -> np.ndarray:
+    """``img`` with the microphones alpha-blended over it (a new array). ``tight`` blends only the box
+    around them: the same picture, less work where they are small on a large canvas."""
     rgb, a, _ = mics
+    if tight:
+        out = img.copy()
+        rows, cols = np.flatnonzero(a.any(axis=1)), np.flatnonzero(a.any(axis=0))
+        if rows.size:
+            ys, xs = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+            out[ys, xs] = composite_mics(img[ys, xs], (rgb[ys, xs], a[ys, xs], []))
+        return out
     af = a.astype(np.float32)[..., None] / 255.0
     return (img.astype(np.float32) * (1 - af) + rgb.astype(np.float32) * af + 0.5).astype(np.uint8)
 
