@@ -248,6 +248,30 @@ class TimelineSpec(_Strict):
     outro_s: float = Field(1.2, ge=0.0, le=10.0)
 
 
+class CameraSpec(_Strict):
+    """How the camera is cut between the two-shot and close-ups (pipelines/plan/shots.py).
+
+    The defaults follow common practice for two-person talk shows.
+    """
+
+    #: Off: every segment is drawn in the two-shot.
+    cuts: bool = True
+    #: No shot is cut shorter than this.
+    min_shot_s: float = Field(4.0, ge=1.0, le=60.0)
+    #: A close-up held this long goes back to the two-shot at the next line.
+    max_close_up_s: float = Field(14.0, ge=2.0, le=600.0)
+    #: At a line that may cut: how often the new speaker gets a close-up...
+    speaker_close_up: float = Field(0.6, ge=0.0, le=1.0)
+    #: ...and how often the listener's reaction is shown instead (the rest: the two-shot).
+    listener_close_up: float = Field(0.12, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _shares(self) -> CameraSpec:
+        if self.speaker_close_up + self.listener_close_up > 1.0:
+            raise ValueError("speaker_close_up + listener_close_up must be at most 1 (the rest is the two-shot)")
+        return self
+
+
 class QualitySpec(_Strict):
     ladder: list[TierSpec] = Field(min_length=1)
     #: Tier used when nothing else decides.
@@ -324,6 +348,7 @@ class Deployment(_Strict):
     tasks: dict[str, AdapterSpec]
     segmenter: SegmenterSpec = SegmenterSpec()
     timeline: TimelineSpec = TimelineSpec()
+    camera: CameraSpec = CameraSpec()
     runtime: RuntimeSpec = RuntimeSpec()
     quality: QualitySpec
     output: OutputSpec = OutputSpec()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.protocols import Quality, TimedPhoneme, VisualSegment
+from models.protocols import TWO_SHOT, Quality, Shot, TimedPhoneme, VisualSegment
 from pipelines.playout import clock
 
 
@@ -93,6 +93,8 @@ class VoicedSegment:
     speech_samples: int
     pcm: np.ndarray
     phonemes: tuple[TimedPhoneme, ...]
+    #: Where the camera looks while it plays (pipelines/plan/shots.py).
+    shot: Shot = TWO_SHOT
 
     @property
     def media_s(self) -> float:
@@ -101,7 +103,8 @@ class VoicedSegment:
     def visual(self) -> VisualSegment:
         """What the animator needs to draw it."""
         return VisualSegment(index=self.seg.index, start=self.start, n_samples=self.n_samples,
-                             speaker=self.seg.speaker, caption=self.seg.text, pcm=self.pcm, phonemes=self.phonemes)
+                             speaker=self.seg.speaker, caption=self.seg.text, pcm=self.pcm, phonemes=self.phonemes,
+                             shot=self.shot)
 
     def ready(self, quality: Quality, frames: Sequence[np.ndarray]) -> ReadySegment:
         """The segment with its frames, ready to play."""

@@ -26,6 +26,7 @@ from models.protocols import (
 from models.script.pace import SpeakingPace
 from models.script.text import word_count
 from pipelines.config import Deployment
+from pipelines.plan.shots import ShotPlanner
 from pipelines.plan.tier_planner import Decision, TierPlanner
 from pipelines.playout import clock
 from pipelines.playout.frames import FrameList
@@ -83,6 +84,7 @@ class EpisodeRuntime:
         #: The episode's length in media time, as its voices spend it: the writer sizes the
         #: script by it (the intro and closing cards count towards the length asked for).
         self.pace = SpeakingPace(request.duration_s, fixed_s=timeline.intro_s + timeline.outro_s)
+        self.shots = ShotPlanner(request.topic, deployment.camera)
         self._title_ready = asyncio.Event()
         self._rendered_event = asyncio.Event()
         # The wall-clock instant the first words are due: deadlines count from it.
@@ -223,6 +225,7 @@ class EpisodeRuntime:
                     speech_samples=speech.n_samples,
                     pcm=clock.fit_audio(speech.pcm, n),
                     phonemes=tuple(speech.phonemes),
+                    shot=self.shots.shot(seg, cursor),
                 )
                 cursor += n
                 self.pace.voiced(word_count(seg.text), n / clock.CLOCK_RATE)
