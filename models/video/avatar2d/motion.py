@@ -219,7 +219,7 @@ class Motion:
             att.nod = math.sin(math.pi * nd) ** 2 * (0.6 + 0.4 * math.sin(3 * math.pi * nd) ** 2)
         sm = bump(self.event_phase(h, "lsmile", 3.0, 8.0, 2.2, tg))
         att.smile = 0.45 + 0.5 * sm
-        att.brow = 0.25 + 0.35 * sm + 0.3 * bump(self.event_phase(h, "brow", 3.0, 7.0, 0.9, tg))
+        att.brow = 0.25 + 0.35 * sm + 0.3 * bump(self.event_phase(h, "lbrow", 3.0, 7.0, 0.9, tg))
         att.dim = 0.86 + 0.14 * emph
         return att
 
