@@ -30,10 +30,11 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# The neural extra (torch, diffusers, transformers) for the lip-sync tests; `make serve` goes without.
+# The neural extra (torch, diffusers, transformers) for the lip-sync tests, and the show extra
+# (a sentence-embedding model) for bench/show.py's smoke test; `make serve` goes without.
 $(NEURAL_STAMP): $(STAMP)
 	$(BIN)/pip install -q torch==$(TORCH_VERSION)
-	$(BIN)/pip install -q --find-links $(WHEELS) -e '.[dev,neural]'
+	$(BIN)/pip install -q --find-links $(WHEELS) -e '.[dev,neural,show]'
 	@touch $@
 
 neural: $(NEURAL_STAMP)

@@ -67,6 +67,8 @@ class ReadySegment:
     phonemes: tuple[TimedPhoneme, ...] = ()
     #: Samples of trailing silence (the pause after a line), inside ``n_samples``.
     speech_samples: int = 0
+    #: The shot its frames were drawn in.
+    shot: Shot = TWO_SHOT
 
     @property
     def end(self) -> int:
@@ -112,4 +114,4 @@ class VoicedSegment:
         return ReadySegment(kind="speech", index=seg.index, start=self.start, n_samples=self.n_samples,
                             pcm=self.pcm, quality=quality, frames=frames, speaker=seg.speaker,
                             speaker_name=seg.speaker_name, text=seg.text, line_index=seg.line_index,
-                            phonemes=self.phonemes, speech_samples=self.speech_samples)
+                            phonemes=self.phonemes, speech_samples=self.speech_samples, shot=self.shot)
