@@ -69,6 +69,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: The outline is drafted once this many lines are out: the opening and the first reply are
+#: written from the topic alone, so drafting it never delays the lines that start the show
+#: (under load the second line is due a few seconds after the first words).
+OUTLINE_AFTER_LINES = 2
+
 
 @dataclass
 class StreamStats:
@@ -130,11 +135,11 @@ class _Run:
     llm: Llama
     #: "ALEX: text\n" lines already accepted.
     transcript: list[str] = field(default_factory=list)
-    #: The sub-topics, drafted once the opening line is out (None before).
+    #: The sub-topics, drafted once the first two lines are out (None before).
     outline: Outline | None = None
-    #: The outline item the last cued turn opened (-1: none yet), and the opening's words.
+    #: The outline item the last cued turn opened (-1: none yet), and the words said before it.
     section: int = -1
-    intro_words: int = 0
+    before_outline: int = 0
 
 
 class LlamaCppWriter:
@@ -474,8 +479,8 @@ class LlamaCppWriter:
                     run.stats.first_line_s = time.perf_counter() - run.stats.started
                 if plan.accepted(line.text, parser.word_count, len(parser.lines)):
                     return
-                if phase is Phase.INTRO:
-                    run.intro_words = parser.word_count
+                if len(parser.lines) == OUTLINE_AFTER_LINES and run.outline is None:
+                    run.before_outline = parser.word_count
                     self._draft_outline(run)
                 continue
             if phase is Phase.SIGN_OFF:
@@ -510,8 +515,8 @@ class LlamaCppWriter:
         tokens = plan.body_tokens(run.parser.word_count, self.max_line_tokens)
         if plan.nudge or run.outline is None:
             return plan.nudge, tokens
-        said = run.parser.word_count - run.intro_words
-        section = run.outline.section(said, plan.budget - plan.reserve - run.intro_words)
+        said = run.parser.word_count - run.before_outline
+        section = run.outline.section(said, plan.budget - plan.reserve - run.before_outline)
         if section <= run.section:
             return "", tokens
         run.section = section

@@ -1,7 +1,8 @@
 """An episode's outline: the sub-topics it moves through, so a long episode goes somewhere.
 
-Left to itself a small model circles one idea for minutes. So, once the opening line is
-out, the writer asks the model for a short list of sub-topics; this module keeps the
+Left to itself a small model circles one idea for minutes. So, once the show has started
+(its first lines come from the topic alone), the writer asks the model for a short list of
+sub-topics; this module keeps the
 items a host could say ("sunlight", "how the dough is made") and drops the rest
 (sentences, shouting, the topic again, the example episodes' subjects). When fewer than
 ``MIN_ITEMS`` survive, general angles that suit any topic take their place. The body is
