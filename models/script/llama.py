@@ -69,10 +69,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: The outline is drafted once this many lines are out: the opening and the first reply are
-#: written from the topic alone, so drafting it never delays the lines that start the show
-#: (under load the second line is due a few seconds after the first words).
-OUTLINE_AFTER_LINES = 2
+#: The outline is drafted once this many lines are out: the first lines are written from the
+#: topic alone, so drafting it never delays the lines that start the show (under load each
+#: of them is due a few seconds after the one before, with little written ahead yet).
+OUTLINE_AFTER_LINES = 4
 
 
 @dataclass
@@ -135,7 +135,7 @@ class _Run:
     llm: Llama
     #: "ALEX: text\n" lines already accepted.
     transcript: list[str] = field(default_factory=list)
-    #: The sub-topics, drafted once the first two lines are out (None before).
+    #: The sub-topics, drafted once the first lines are out (None before).
     outline: Outline | None = None
     #: The outline item the last cued turn opened (-1: none yet), and the words said before it.
     section: int = -1
