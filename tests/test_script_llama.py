@@ -171,7 +171,7 @@ def test_degenerate_model_is_retried_and_still_ends_properly():
     assert is_sign_off(lines[-1].text)
     texts = [line.text for line in lines]
     assert texts.count("The sky is blue because it is blue.") <= 1
-    assert len(fake.prompts) < 50  # bounded retries and nudges, no endless loop
+    assert len(fake.prompts) < 60  # bounded retries and nudges, no endless loop
 
 
 def test_copying_the_example_or_saying_goodbye_early_is_rejected():
@@ -264,7 +264,6 @@ def test_long_budget_phases_answer_an_open_question_then_wrap_up():
     assert plan.phase is Phase.WRAP_UP
     plan.accepted("So, to wrap up, the Moon makes the tides.", words_said=110, lines_said=10)
     assert plan.phase is Phase.SIGN_OFF
-    assert plan.body_words == [8, 11]
 
 
 def test_too_many_lines_end_the_episode():

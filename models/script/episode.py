@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 
 from models.script.prompts import leaks_example
-from models.script.text import is_ending_line, is_sign_off, word_count
+from models.script.text import is_ending_line, is_sign_off
 
 
 class Phase(enum.Enum):
@@ -37,6 +37,8 @@ class Phase(enum.Enum):
 
 #: Budgets of at least this many words get a wrap-up before the sign-off.
 WRAP_UP_MIN_BUDGET = 70
+#: Fewer words than this left before the ending: end now rather than squeeze in a turn.
+MIN_LAST_TURN_WORDS = 6
 
 #: Openings given to a body turn the model failed to write on its own (loops, fillers).
 NUDGES: tuple[str, ...] = (
@@ -81,8 +83,6 @@ class EpisodePlan:
     nudge: str = ""
     #: Nudges in a row without an accepted line.
     stuck: int = 0
-    #: Words of each accepted body turn: their mean predicts the next turn's length.
-    body_words: list[int] = field(default_factory=list)
     with_wrap_up: bool = field(init=False)
     reserve: int = field(init=False)
     max_lines: int = field(init=False)
@@ -107,7 +107,7 @@ class EpisodePlan:
         limit is trimmed back to its last full sentence by the parser.
         """
         remaining = self.budget - words_said - self.reserve
-        return max(20, min(max_line_tokens, int(remaining * 1.6) + 8))
+        return max(16, min(max_line_tokens, int(remaining * 1.6) + 8))
 
     def accepted(self, text: str, words_said: int, lines_said: int) -> bool:
         """Move on after a turn was accepted; True when it completed the episode.
@@ -121,11 +121,9 @@ class EpisodePlan:
         if self.phase is Phase.WRAP_UP:
             self.phase = Phase.SIGN_OFF
             return False
-        if self.phase is Phase.BODY:
-            self.body_words.append(word_count(text))
-        # One more body turn, or the ending now? Whichever lands closer to the budget.
-        avg = sum(self.body_words) / len(self.body_words) if self.body_words else 14.0
-        end_now = abs(words_said + avg + self.reserve - self.budget) >= abs(words_said + self.reserve - self.budget)
+        # One more body turn, or the ending now? One more while it fits: its tokens are capped to
+        # the words left (body_tokens), so the ending lands within a short turn of the budget.
+        end_now = self.budget - words_said - self.reserve < MIN_LAST_TURN_WORDS
         if (
             end_now
             and text.endswith("?")

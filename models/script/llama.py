@@ -55,7 +55,7 @@ from models.script.prompts import (
     sign_off_cue,
     welcome_line,
 )
-from models.script.repetition import ECHO_LIMIT, LOOSE_ECHO_LIMIT
+from models.script.repetition import ECHO_LIMIT
 from models.script.text import (
     clean_title,
     intro_topic_phrase,
@@ -558,8 +558,9 @@ class LlamaCppWriter:
         line_no = len(parser.lines)
         for attempt in range(self.max_retries + 1):
             last_try = attempt >= self.max_retries
-            # A summary repeats what was said on purpose (word-for-word repeats are still dropped).
-            parser.max_echo = 1.0 if phase is not Phase.BODY else LOOSE_ECHO_LIMIT if last_try else ECHO_LIMIT
+            # A summary repeats what was said on purpose, and on a last try a weak line beats a
+            # stuck episode; word-for-word repeats are dropped even then.
+            parser.max_echo = ECHO_LIMIT if phase is Phase.BODY and not last_try else 1.0
             temp = min(1.2, self.temperature + 0.15 * attempt)
             gen = self._generate(
                 prompt, max_tokens=max_new, temperature=temp, seed=self._seed_for(line_no, attempt),

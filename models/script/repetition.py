@@ -16,11 +16,9 @@ from models.script.text import normalize_for_compare
 
 #: Phrases of this many words are what counts as said again.
 N = 4
-#: A new line with more than this share of its 4-grams said before is written again.
+#: A new line with more than this share of its 4-grams said before is written again (the
+#: writers let a summary, and a last try, through: a weak line beats a stuck episode).
 ECHO_LIMIT = 0.1
-#: ...except on a writer's last try, and in a summary (which repeats on purpose): a weak
-#: line beats no line, but a mostly repeated one does not.
-LOOSE_ECHO_LIMIT = 0.34
 
 
 def ngrams(text: str, n: int = N) -> list[tuple[str, ...]]:
