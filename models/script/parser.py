@@ -396,12 +396,11 @@ class ScriptParser:
             return "empty"
         n_words = len(key.split())
         if n_words <= 3:
-            # Short replies ("Exactly.") recur naturally; only an immediate echo is a loop.
+            # Short replies ("Exactly.") are not compared for similarity, but one said before
+            # word for word is a repeat a listener hears: the same reply over and over.
             h = self._history
-            if key in self._seen or (h and key == h[-1]):
+            if key in self._seen or key in h:
                 return "echo"
-            if len(h) >= 3 and key == h[-2] and h[-1] == h[-3]:
-                return "loop"  # A B A B
             return None
         for old in self._seen + self._history:
             if key == old:
