@@ -22,6 +22,7 @@ pytest.importorskip("diffusers", reason="the neural extra: pip install -e '.[neu
 from test_api import _join, _wait_for
 
 from bench.harness import start_server
+from models.protocols import Shot
 from models.registry import load_adapter
 from pipelines.config import REPO_ROOT, load_deployment, load_workflow
 from pipelines.offline_render import render_episode
@@ -57,8 +58,12 @@ def test_the_floor_tier_moves_the_mouth_with_the_voice(weights: Path, tmp_path: 
     quality = deployment.quality.tier("portrait-360p")
     host_of = {h.name: n for n, h in enumerate(deployment.hosts)}
     lines = json.loads(result.transcript.read_text())["lines"]
-    correlations = mouth_correlations(frames, audio, lines, quality.fps,
-                                      lambda speaker: animator.mouth_box(quality, host_of[speaker]))
+
+    def mouth_of(line: dict) -> tuple[int, int, int, int] | None:
+        host, shot = host_of[line["speaker"]], Shot(**line["shot"])
+        return None if shot.kind == "close_up" and shot.host != host else animator.mouth_box(quality, host, shot)
+
+    correlations = mouth_correlations(frames, audio, lines, quality.fps, mouth_of)
     assert correlations, "no line was long enough to measure"
     assert np.median(correlations) > 0.3, correlations
 

@@ -38,6 +38,8 @@ class TranscriptBuilder:
                 "start": seg.start,
                 "end": seg.start + seg.speech_samples,
                 "tier": seg.quality.name,
+                # The camera while it played: a close-up names its host.
+                "shot": {"kind": seg.shot.kind, "host": seg.shot.host} if seg.shot.kind == "close_up" else {"kind": seg.shot.kind},
             }
         )
 
@@ -48,7 +50,9 @@ class TranscriptBuilder:
                 lines[-1]["text"] += " " + seg["text"]
                 lines[-1]["end"] = seg["end"]
                 continue
-            lines.append({"index": seg["line"], "speaker": seg["speaker"], "text": seg["text"], "start": seg["start"], "end": seg["end"]})
+            # Shots change only where a line starts: its first segment's is the line's.
+            lines.append({"index": seg["line"], "speaker": seg["speaker"], "text": seg["text"], "start": seg["start"],
+                          "end": seg["end"], "shot": seg.get("shot", {"kind": "two_shot"})})
         for line in lines:
             line["start_s"] = round(line["start"] / CLOCK_RATE, 3)
             line["end_s"] = round(line["end"] / CLOCK_RATE, 3)

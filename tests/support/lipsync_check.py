@@ -14,13 +14,18 @@ def rms(x: np.ndarray) -> float:
 
 
 def mouth_correlations(frames: np.ndarray, audio: np.ndarray, lines: list[dict], fps: int,
-                       mouth_of: Callable[[str], Box], min_frames: int = 20) -> list[float]:
+                       mouth_of: Callable[[dict], Box | None], min_frames: int = 20) -> list[float]:
     """Per transcript line long enough to measure: the correlation between how far the
-    speaker's mouth region moved from its quietest frame and the audio's loudness."""
+    speaker's mouth region (``mouth_of(line)``: where it is in the line's shot) moved from
+    its quietest frame and the audio's loudness. A reaction close-up, where the speaker is
+    out of frame, is not measured."""
     spf = RATE // fps
     out = []
     for line in lines:
-        x0, y0, x1, y1 = mouth_of(line["speaker"])
+        box = mouth_of(line)
+        if box is None:
+            continue
+        x0, y0, x1, y1 = box
         first, last = int(line["start"]) // spf, min(int(line["end"]) // spf, len(frames))
         if last - first < min_frames:
             continue
