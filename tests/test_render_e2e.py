@@ -11,7 +11,8 @@ import pytest
 from conftest import run_async
 from parselmouth.praat import call
 
-from models.video.avatar2d import mouth_box
+from models.protocols import Shot
+from models.video.avatar2d.camera import shot_mouth_box
 from pipelines.config import load_deployment, load_workflow
 from pipelines.offline_render import render_episode
 from pipelines.segments import EpisodeRequest
@@ -96,8 +97,14 @@ def test_transcript_times_match_the_audio(episode):
 def test_speaking_mouth_follows_the_audio(episode):
     quality = episode["quality"]
     host_of = {"Alex": 0, "Sam": 1}
+
+    def mouth_of(line: dict) -> tuple[int, int, int, int] | None:
+        """Where the speaker's mouth is in the line's shot (None: a reaction, the speaker off frame)."""
+        host, shot = host_of[line["speaker"]], Shot(**line["shot"])
+        return None if shot.kind == "close_up" and shot.host != host else shot_mouth_box(quality, host, shot)
+
     correlations = mouth_correlations(episode["frames"], episode["audio"], episode["transcript"]["lines"],
-                                      episode["fps"], lambda speaker: mouth_box(quality, host_of[speaker]))
+                                      episode["fps"], mouth_of)
     assert correlations, "no line was long enough to measure"
     print("mouth-envelope correlation per line:", np.round(correlations, 2))
     assert np.median(correlations) > 0.3, correlations

@@ -17,7 +17,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.protocols import Quality, Shot
-from models.video.avatar2d.layout import HEAD_Y, HOST_X, canvas_size, host_rois
+from models.video.avatar2d.layout import (
+    HEAD_Y,
+    HOST_X,
+    canvas_size,
+    host_rois,
+    mouth_box,
+)
 from models.video.avatar2d.motion import Pose
 
 Box = tuple[int, int, int, int]
@@ -107,3 +113,16 @@ def shot_rois(quality: Quality, camera: Camera) -> list[Box]:
 def in_frame(box: Box) -> bool:
     """Whether a box from ``shot_rois`` shows anything."""
     return box[2] > box[0] and box[3] > box[1]
+
+
+def shot_mouth_box(quality: Quality, host: int, shot: Shot) -> Box:
+    """``layout.mouth_box`` (output pixels) as ``shot``'s camera sees it: where to look for
+    ``host``'s mouth in that shot's frames (empty when the host is out of frame)."""
+    box = mouth_box(quality, host)
+    camera = shot_camera(quality, shot)
+    if camera.wide:
+        return box
+    H, W = canvas_size(quality)
+    scale = W / quality.width  # canvas pixels per output pixel (the tier's supersampling)
+    x0, y0, x1, y1 = camera.box(tuple(v * scale for v in box), W, H)  # type: ignore[arg-type]
+    return math.floor(x0 / scale), math.floor(y0 / scale), math.ceil(x1 / scale), math.ceil(y1 / scale)
