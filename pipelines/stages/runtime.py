@@ -80,10 +80,10 @@ class EpisodeRuntime:
             cpu=pools.cpu, climb_below_cpu=q.climb_below_cpu,
             min_lead=pools.min_lead_s, climb_lead_s=q.climb_lead_s,
         )
-        timeline = deployment.timeline
+        cards = deployment.timeline
         #: The episode's length in media time, as its voices spend it: the writer sizes the
         #: script by it (the intro and closing cards count towards the length asked for).
-        self.pace = SpeakingPace(request.duration_s, fixed_s=timeline.intro_s + timeline.outro_s)
+        self.pace = SpeakingPace(request.duration_s, fixed_s=cards.intro_s + cards.outro_s)
         self.shots = ShotPlanner(request.topic, deployment.camera)
         self._title_ready = asyncio.Event()
         self._rendered_event = asyncio.Event()
