@@ -36,6 +36,7 @@ ON_TOPIC = 0.3
 
 async def _generate(topic: str, duration_s: float) -> dict:
     """One episode on the code in ``sys.path[0]``: its spoken segments and first-words time."""
+    from models.protocols import CLOCK_RATE
     from pipelines.config import load_deployment, load_workflow
     from pipelines.segments import EpisodeRequest
     from pipelines.stages.models_loaded import load_models
@@ -55,11 +56,11 @@ async def _generate(topic: str, duration_s: float) -> dict:
             first_words = first_words if first_words is not None else time.monotonic() - t0
             shot = getattr(seg, "shot", None)
             segments.append({"line": seg.line_index, "speaker": seg.speaker, "text": seg.text,
-                             "seconds": seg.n_samples / 48_000, "close_up": bool(shot and shot.kind == "close_up")})
+                             "seconds": seg.n_samples / CLOCK_RATE, "close_up": bool(shot and shot.kind == "close_up")})
     finally:
         pools.shutdown()
     stats = getattr(models.writer, "last_stats", None)
-    return {"topic": topic, "requested_s": duration_s, "delivered_s": end / 48_000, "segments": segments,
+    return {"topic": topic, "requested_s": duration_s, "delivered_s": end / CLOCK_RATE, "segments": segments,
             "first_words_s": first_words, "first_line_s": getattr(stats, "first_line_s", None),
             "wall_s": time.monotonic() - t0, "outline": list(getattr(stats, "outline", ()))}
 
@@ -125,8 +126,8 @@ def worktree(rev: str) -> Path:
 
 
 def report(rows: list[dict]) -> str:
-    out = ["| code | topic | requested s | delivered s | error | repeated 4-grams | distinct-2 | verbatim repeats "
-           "| on topic | close-up time | first words s |",
+    out = [("| code | topic | requested s | delivered s | error | repeated 4-grams | distinct-2 | verbatim repeats "
+            "| on topic | close-up time | first words s |"),
            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         out.append(f"| {r['code']} | {r['topic']} | {r['requested_s']:g} | {r['delivered_s']:.1f} | {r['error']:+.1%} | "

@@ -51,15 +51,16 @@ class SpeakingPace:
     def words_per_second(self) -> float:
         """The pace so far: the prior, pulled towards the measured pace as speech accumulates."""
         with self._lock:
-            words, seconds = self._words, self._seconds
-        weight = min(1.0, seconds / TRUSTED_AFTER_S)
-        measured = words / seconds if seconds > 0 else self.prior_wps
-        return weight * measured + (1.0 - weight) * self.prior_wps
+            return self._pace(self._words, self._seconds)
 
     def word_budget(self) -> int:
         """Words the whole episode should have: those voiced, plus the time left at the pace so far."""
-        wps = self.words_per_second
         with self._lock:
             words, seconds = self._words, self._seconds
         left_s = max(0.0, self.duration_s - self.fixed_s - seconds)
-        return max(12, round(words + left_s * wps))
+        return max(12, round(words + left_s * self._pace(words, seconds)))
+
+    def _pace(self, words: int, seconds: float) -> float:
+        weight = min(1.0, seconds / TRUSTED_AFTER_S)
+        measured = words / seconds if seconds > 0 else self.prior_wps
+        return weight * measured + (1.0 - weight) * self.prior_wps

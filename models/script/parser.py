@@ -425,7 +425,8 @@ class ScriptParser:
             self.dropped.append(("too-short", text))
             return []
         key = normalize_for_compare(text)
-        reason = self._repeat_reason(key) or ("echo" if self.echoes.share(text) > self.max_echo else None)
+        echoes = self.max_echo < 1.0 and self.echoes.share(text) > self.max_echo
+        reason = self._repeat_reason(key) or ("echo" if echoes else None)
         if reason:
             self.dropped.append((reason, text))
             log.debug("dropping %s line: %r", reason, text)
