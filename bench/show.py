@@ -102,6 +102,7 @@ def measure(episode: dict, embed) -> dict:
         "close_up": round(sum(s["seconds"] for s in episode["segments"] if s["close_up"]) / speech_s, 3),
         "first_words_s": episode["first_words_s"], "first_line_s": episode["first_line_s"],
         "wall_s": round(episode["wall_s"], 1), "outline": episode.get("outline", []),
+        "script": lines,
     }
 
 

@@ -245,7 +245,7 @@ def test_short_budget_skips_the_wrap_up():
 
 def test_short_budget_phases_go_from_the_opening_to_the_sign_off():
     plan = EpisodePlan(budget=20)
-    assert (plan.phase, plan.reserve, plan.ending, plan.max_lines) == (Phase.INTRO, 14, Phase.SIGN_OFF, 11)
+    assert (plan.phase, plan.reserve, plan.ending, plan.max_lines) == (Phase.INTRO, 13, Phase.SIGN_OFF, 11)
     # 8 words said: one more ~14-word turn would overshoot the budget more than ending now.
     assert not plan.accepted("Welcome to StreamWise! Today we're talking about tides.", words_said=8, lines_said=1)
     assert plan.phase is Phase.SIGN_OFF
@@ -255,7 +255,7 @@ def test_short_budget_phases_go_from_the_opening_to_the_sign_off():
 
 def test_long_budget_phases_answer_an_open_question_then_wrap_up():
     plan = EpisodePlan(budget=120)
-    assert (plan.reserve, plan.ending, plan.max_lines, plan.nudges_left) == (30, Phase.WRAP_UP, 36, 8)
+    assert (plan.reserve, plan.ending, plan.max_lines, plan.nudges_left) == (27, Phase.WRAP_UP, 36, 8)
     plan.accepted("Welcome to StreamWise! Today we're talking about tides.", words_said=8, lines_said=1)
     assert plan.phase is Phase.BODY
     plan.accepted("So why do tides happen twice a day?", words_said=90, lines_said=8)
@@ -307,6 +307,8 @@ def test_a_failed_opening_ends_the_episode():
         (Phase.SIGN_OFF, "", "Thanks, Sam! See you", False, [], None),  # the cue alone is a goodbye
         (Phase.BODY, "Right.", "", False, [], "'Right.' (filler)"),
         (Phase.BODY, "Right.", "", True, [], None),  # a filler beats no line on the last try
+        (Phase.BODY, "", "Let's talk about the Moon.", False, [], None),  # a whole sentence stands alone
+        (Phase.BODY, "", "Historically,", False, [], "empty"),  # a nudge does not
         (Phase.BODY, "Goodbye, everyone!", "", True, [], "'Goodbye, everyone!' (ends the show early)"),
         (Phase.BODY, "Magma rises through the crust.", "", False, [],
          "'Magma rises through the crust.' (borrowed from the example)"),
@@ -320,9 +322,22 @@ def test_a_failed_opening_ends_the_episode():
 def test_turn_problems(phase, body, cue, last_try, recent, problem):
     raw = f"{cue} {body}".strip() if cue else body
     found = turn_problem(
-        phase, body, raw, cued=bool(cue), topic="tides", recent=recent, last_try=last_try, min_body_words=4
+        phase, body, raw, cued=bool(cue), topic="tides", recent=recent, last_try=last_try, min_words=4
     )
     assert found == problem
+
+
+def test_the_wrap_up_is_sized_to_the_words_left_before_the_sign_off() -> None:
+    plan = EpisodePlan(172)
+    on_time, early, late = 172 - plan.reserve, 172 - plan.reserve - 12, 172 - plan.reserve + 10
+    # The body stopped early: a longer summary is asked for, and room is given for it.
+    assert plan.wrap_up_min_words(early) > plan.wrap_up_min_words(on_time) >= 4
+    assert plan.wrap_up_tokens(early) > plan.wrap_up_tokens(on_time) > plan.wrap_up_tokens(late) >= 12
+    short = turn_problem(Phase.WRAP_UP, "the sky is blue.", "So, to wrap up, the sky is blue.", cued=True,
+                         topic="sky", recent=[], last_try=False, min_words=plan.wrap_up_min_words(early))
+    assert short is not None and "too short" in short
+    assert turn_problem(Phase.WRAP_UP, "the sky is blue.", "So, to wrap up, the sky is blue.", cued=True,
+                        topic="sky", recent=[], last_try=True, min_words=plan.wrap_up_min_words(early)) is None
 
 
 # --------------------------------------------------------------------------- real model

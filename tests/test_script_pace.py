@@ -12,7 +12,7 @@ from test_script_openai import scripted, transcript, url_of  # noqa: F401 - the 
 
 from models.protocols import DialogueLine, ScriptRequest, ScriptWriter
 from models.script.openai_chat import OpenAIChatWriter
-from models.script.outline import ANGLES, Outline, parse_outline
+from models.script.outline import Outline, angles, parse_outline
 from models.script.pace import PRIOR_WORDS_PER_SECOND, SpeakingPace
 from models.script.parser import ScriptParser
 from models.script.repetition import ECHO_LIMIT, Echoes, distinct, repeated_share
@@ -87,6 +87,11 @@ def test_echoes_count_phrases_said_before_but_not_the_writers_cues() -> None:
     assert echoes.share("Air scatters blue light more than red light.") == pytest.approx(2 / 5)
     assert echoes.share("Let's talk about how it works. Photons bounce off nitrogen.") == 0.0
     assert echoes.share("Short one.") == 0.0
+    # A cue decided mid-episode (the outline's) becomes free when the writer allows it.
+    echoes.add("Let's talk about an everyday example of bread.")
+    assert echoes.share("Let's talk about an everyday example of yeast.") > 0
+    echoes.allow(["Let's talk about an everyday example of bread."])
+    assert echoes.share("Let's talk about an everyday example of yeast.") == 0.0
 
 
 def test_the_parser_drops_a_line_that_mostly_echoes_earlier_ones() -> None:
@@ -137,7 +142,10 @@ def test_the_outline_keeps_what_a_host_could_name() -> None:
     assert parse_outline(text, "why the sky is blue") == ["sunlight", "the Atmosphere", "scattering"]
     junk = " Light is made of many colours and they scatter in the air all day long.\n2. THE SKY"
     outline = Outline.from_model(junk, "why the sky is blue")
-    assert outline.items == ANGLES and not outline.drafted
+    assert outline.items == angles("why the sky is blue") and not outline.drafted
+    # The angles name the topic, as the opening line does: turns cued with them stay near it.
+    assert outline.cue(1) == "Let's talk about an everyday example of why the sky is blue."
+    assert angles("How bread rises?")[0] == "the science behind how bread rises"
 
 
 def test_the_body_moves_through_the_outline_cueing_each_item_once() -> None:

@@ -18,7 +18,7 @@ import enum
 import re
 from dataclasses import dataclass, field
 
-from models.script.prompts import leaks_example
+from models.script.prompts import WRAP_UP_CUE, leaks_example
 from models.script.text import is_ending_line, is_sign_off
 
 
@@ -61,9 +61,21 @@ def has_wrap_up(budget: int) -> bool:
     return budget >= WRAP_UP_MIN_BUDGET
 
 
+#: Words the cued sign-off ("Thanks, Sam! And thanks for listening, everyone. See you ...")
+#: lasts as, at a typical pace: its exclamations make it slower than a body line.
+SIGN_OFF_WORDS = 13
+#: Words of a typical cued wrap-up ("So, to wrap up, ..." and one sentence).
+WRAP_UP_WORDS = 14
+
+
 def ending_reserve(budget: int) -> int:
-    """Words the body leaves for the ending: a wrap-up (~16 words) and a sign-off (~14), or the sign-off."""
-    return 30 if has_wrap_up(budget) else 14
+    """Words the body leaves for the ending: a typical wrap-up and sign-off, or the sign-off.
+
+    Sized to what the ending usually says, not its most: the body stops a few words short
+    of the reserve on average (its last turn is trimmed to a full sentence), so a larger
+    reserve makes every episode end early.
+    """
+    return WRAP_UP_WORDS + SIGN_OFF_WORDS if has_wrap_up(budget) else SIGN_OFF_WORDS
 
 
 @dataclass
@@ -108,6 +120,25 @@ class EpisodePlan:
         """
         remaining = self.budget - words_said - self.reserve
         return max(16, min(max_line_tokens, int(remaining * 1.6) + 8))
+
+    def wrap_up_tokens(self, words_said: int) -> int:
+        """Token limit of the wrap-up: what is left before the sign-off, within a sentence's bounds.
+
+        A body that ran over gets a short summary, one that stopped early room for a longer one.
+        """
+        return max(12, min(48, int(self._wrap_up_words(words_said) * 1.3) + 2))
+
+    def wrap_up_min_words(self, words_said: int) -> int:
+        """Fewest words the model's part of the wrap-up may have: half of what is left for it.
+
+        The ending is the last chance to fit the requested length; a summary of three
+        words after a body that stopped early leaves a short episode shorter.
+        """
+        return max(4, self._wrap_up_words(words_said) // 2)
+
+    def _wrap_up_words(self, words_said: int) -> int:
+        """Words left for the model to write after the wrap-up's cue, before the sign-off."""
+        return self.budget - words_said - SIGN_OFF_WORDS - len(WRAP_UP_CUE.split())
 
     def accepted(self, text: str, words_said: int, lines_said: int) -> bool:
         """Move on after a turn was accepted; True when it completed the episode.
@@ -179,20 +210,24 @@ def turn_problem(
     topic: str,
     recent: list[str],
     last_try: bool,
-    min_body_words: int,
+    min_words: int,
 ) -> str | None:
     """Why a generated turn cannot be used in ``phase``; None when it can.
 
     ``body`` is what the model wrote, ``raw`` the turn as spoken (the cue, if
     any, followed by ``body``); ``recent`` holds the texts of the last two
-    accepted lines. On the ``last_try`` fillers and monotonous openings are let
-    through: a weak line beats no line.
+    accepted lines; ``min_words`` the fewest words the model's part of a body turn or
+    wrap-up may have. On the ``last_try`` fillers, short summaries and monotonous openings
+    are let through: a weak line beats no line.
     """
-    if not body and not (cued and phase in (Phase.SIGN_OFF, Phase.INTRO)):
+    # A cue that is a whole sentence ("Let's talk about yeast.") is a line on its own: the
+    # other host takes it from there. An opening and a goodbye always are.
+    cue_alone = cued and not body and (phase in (Phase.SIGN_OFF, Phase.INTRO) or raw.endswith("."))
+    if not body and not cue_alone:
         return "empty"
     if phase is Phase.BODY and is_ending_line(raw):
         return f"{raw!r} (ends the show early)"
-    if phase is Phase.BODY and len(body.split()) < min_body_words and not last_try:
+    if phase is Phase.BODY and not cue_alone and len(body.split()) < min_words and not last_try:
         # "Yes." / "Right." fillers: fine once in a while, but small models
         # fall into long runs of them.
         return f"{raw!r} (filler)"
@@ -210,4 +245,6 @@ def turn_problem(
         len(body.split()) < 4 or body.rstrip(" .!\"'").endswith("?") or is_sign_off(body)
     ):
         return f"{raw!r} (no summary)"
+    if phase is Phase.WRAP_UP and len(body.split()) < min_words and not last_try:
+        return f"{raw!r} (summary too short for the time left)"
     return None

@@ -472,7 +472,8 @@ class LlamaCppWriter:
             who = len(parser.lines) % 2  # strict alternation, hosts[0] opens
             label = run.labels[who]
             cue, max_new = self._cue(run, plan, who)
-            line = yield from self._one_line(run, label, cue, max_new, phase)
+            min_words = plan.wrap_up_min_words(parser.word_count) if phase is Phase.WRAP_UP else self.min_body_words
+            line = yield from self._one_line(run, label, cue, max_new, phase, min_words)
             if line is not None:
                 run.transcript.append(f"{label}: {line.text}\n")
                 if run.stats.first_line_s is None:
@@ -509,7 +510,7 @@ class LlamaCppWriter:
             # (a 270M model otherwise drifts to whatever its title said).
             return welcome_line(self.show_name, intro_topic_phrase(run.topic)), self.max_line_tokens
         if plan.phase is Phase.WRAP_UP:
-            return WRAP_UP_CUE, 48
+            return WRAP_UP_CUE, plan.wrap_up_tokens(run.parser.word_count)
         if plan.phase is Phase.SIGN_OFF:
             return sign_off_cue(run.hosts[1 - who]), 8
         tokens = plan.body_tokens(run.parser.word_count, self.max_line_tokens)
@@ -535,6 +536,7 @@ class LlamaCppWriter:
             text = ""
         run.outline = Outline.from_model(text, run.topic)
         run.stats.outline, run.stats.outline_drafted = run.outline.items, run.outline.drafted
+        run.parser.echoes.allow(run.outline.cues())
         run.head += run.outline.header_line()
 
     def _finish_stats(self, run: _Run, budget: int) -> None:
@@ -549,9 +551,10 @@ class LlamaCppWriter:
         )
 
     def _one_line(
-        self, run: _Run, label: str, cue: str, max_new: int, phase: Phase
+        self, run: _Run, label: str, cue: str, max_new: int, phase: Phase, min_words: int
     ) -> Generator[ScriptEvent, None, DialogueLine | None]:
-        """Generate one turn, retrying unusable output; yields the line, returns it (or None)."""
+        """Generate one turn of at least ``min_words`` words (after the cue), retrying unusable
+        output; yields the line, returns it (or None)."""
         parser = run.parser
         cue_line = f"{label}:" + (f" {cue}" if cue else "")
         prompt = self._fit_context(run.head, run.transcript, cue_line, max_new, run.llm)
@@ -573,7 +576,7 @@ class LlamaCppWriter:
             raw = f"{cue} {body}".strip() if cue else body
             problem = turn_problem(
                 phase, body, raw, cued=bool(cue), topic=run.topic, recent=[line.text for line in parser.lines[-2:]],
-                last_try=last_try, min_body_words=self.min_body_words,
+                last_try=last_try, min_words=min_words,
             )
             if problem is None:
                 events = parser.feed(f"{label}: {raw}") + parser.finish_line(truncated=gen.finish_reason == "length")

@@ -16,7 +16,7 @@ import threading
 
 #: Words a second before anything is voiced: about what the bundled voices speak,
 #: pauses between lines included.
-PRIOR_WORDS_PER_SECOND = 3.2
+PRIOR_WORDS_PER_SECOND = 3.0
 #: Voiced seconds after which the measured pace is trusted alone (before: blended with the prior).
 TRUSTED_AFTER_S = 10.0
 

@@ -38,6 +38,10 @@ class Echoes:
         self._said: set[tuple[str, ...]] = set()
         self._free = {g for phrase in free for g in ngrams(phrase, n)}
 
+    def allow(self, phrases: Iterable[str]) -> None:
+        """``phrases`` become free too (cues the writer decides on mid-episode)."""
+        self._free.update(g for phrase in phrases for g in ngrams(phrase, self.n))
+
     def share(self, text: str) -> float:
         """The fraction of ``text``'s n-grams already said (0.0 for a line too short to have any)."""
         grams = [g for g in ngrams(text, self.n) if g not in self._free]
