@@ -20,6 +20,16 @@ CLOCK_RATE = 48_000
 
 # --------------------------------------------------------------------------- script
 @dataclass(frozen=True)
+class ViewerQuestion:
+    """A viewer's question, cleaned (``models/script/questions.py``): data, never instructions."""
+
+    id: str
+    text: str
+    #: How the host names the asker ("Maya"); "" for someone who gave no name.
+    name: str = ""
+
+
+@dataclass(frozen=True)
 class ScriptRequest:
     """What the script writer is asked for."""
 
@@ -32,6 +42,11 @@ class ScriptRequest:
     #: The voices' real pace, reported by the runtime as it voices the episode: the
     #: budget then follows media time, not a fixed rate (models/script/pace.py).
     pace: SpeakingPace | None = None
+    #: The lines already played, when the script goes on from the middle of an episode
+    #: (after a viewer's question): no title, no opening; line numbers go on from them.
+    history: tuple[DialogueLine, ...] = ()
+    #: A viewer's question to read out and answer first, then back to the topic.
+    question: ViewerQuestion | None = None
 
     @property
     def word_budget(self) -> int:
@@ -61,6 +76,8 @@ class DialogueLine:
     speaker: str
     text: str
     kind: Literal["line"] = "line"
+    #: The id of the viewer's question this line reads out or answers (None: the show itself).
+    question: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,7 +88,20 @@ class ScriptEnd:
     kind: Literal["end"] = "end"
 
 
-ScriptEvent = ShowTitle | HostsAnnounced | DialogueLine | ScriptEnd
+@dataclass(frozen=True)
+class QuestionDeclined:
+    """The viewer's question ``question_id`` got no answer from the model (``reason`` says why).
+
+    The writer has already said a canned answer for it (a ``DialogueLine`` with
+    ``question=question_id``) and goes on with the episode after this event.
+    """
+
+    question_id: str
+    reason: str
+    kind: Literal["declined"] = "declined"
+
+
+ScriptEvent = ShowTitle | HostsAnnounced | DialogueLine | QuestionDeclined | ScriptEnd
 
 
 class ScriptWriter(Protocol):
@@ -82,6 +112,22 @@ class ScriptWriter(Protocol):
     ``ScriptEnd``. Implementations never raise on malformed model output: they
     repair or skip it. ``stream`` is a blocking generator; the runtime drives it
     from a thread so tokens flow while other stages work.
+
+    A resumed stream (``request.history`` not empty) goes on from the history: no
+    ``ShowTitle`` and no ``HostsAnnounced``; line indices continue from
+    ``len(history)`` and the first new line is by the host who did not speak
+    ``history[-1]``. The history is the episode so far (the model's context) and its
+    words count against ``request.word_budget``, the whole episode's budget.
+
+    With ``request.question`` set, the first new lines are: the question read out
+    verbatim (``questions.reading_line``) by the next host, ``ANSWER_LINES`` answer
+    lines (the first starts with ``answer_cue``), then a bridge line starting with
+    ``bridge_cue(topic)``; each carries ``question=question.id``. When the model
+    cannot answer, the answering host says ``canned_answer()`` instead of the answer
+    lines (with the question's id, the bridge still follows), and one
+    ``QuestionDeclined`` comes after the canned answer and before the first line of
+    the show itself again. Either way the episode then goes on as usual: body,
+    ending, ``ScriptEnd``.
     """
 
     name: str

@@ -229,6 +229,29 @@ class RuntimeSpec(_Strict):
     admission: AdmissionSpec = AdmissionSpec()
 
 
+class QuestionsSpec(_Strict):
+    """Viewers' questions answered live in the episode (pipelines/questions.py)."""
+
+    #: Off: every question is refused (403) with the reason below.
+    enabled: bool = True
+    #: Why questions are off, as the viewer is told.
+    disabled_reason: str = "this show does not take questions"
+    #: The longest question read out, in characters after cleaning.
+    max_chars: int = Field(280, ge=20, le=1000)
+    #: One viewer (or API key) asks at most once in this many seconds.
+    per_viewer_interval_s: float = Field(15.0, ge=0.0, le=3600.0)
+    #: Questions waiting for their turn in one episode; more are refused (429).
+    max_queued: int = Field(3, ge=1, le=50)
+    #: Media time kept between the furthest viewer and the splice: the time to voice and
+    #: draw the reading of the question, so nobody stalls at it.
+    splice_margin_s: float = Field(1.5, ge=0.2, le=30.0)
+    #: While an episode takes questions it generates at most this far ahead of its
+    #: furthest viewer: what a question discards, and how long the ending cannot take one.
+    max_lead_s: float = Field(20.0, ge=2.0, le=600.0)
+    #: A question whose answer is not written in this long is declined; the show goes on.
+    answer_timeout_s: float = Field(10.0, ge=1.0, le=120.0)
+
+
 class RaySpec(_Strict):
     """Where Ray-backed worker pools run."""
 
@@ -352,6 +375,7 @@ class Deployment(_Strict):
     runtime: RuntimeSpec = RuntimeSpec()
     quality: QualitySpec
     output: OutputSpec = OutputSpec()
+    questions: QuestionsSpec = QuestionsSpec()
     #: Only for pools with ``backend: ray``.
     ray: RaySpec = RaySpec()
 

@@ -26,6 +26,8 @@ class SegmentText:
     text: str
     #: True for the segment that ends its line: the pause after the line goes here.
     ends_line: bool
+    #: The viewer's question its line reads out or answers (None: the show itself).
+    question: str | None = None
 
 
 class EpisodeError(RuntimeError):
@@ -69,6 +71,8 @@ class ReadySegment:
     speech_samples: int = 0
     #: The shot its frames were drawn in.
     shot: Shot = TWO_SHOT
+    #: The viewer's question its line reads out or answers (None: the show itself).
+    question: str | None = None
 
     @property
     def end(self) -> int:
@@ -108,10 +112,15 @@ class VoicedSegment:
                              speaker=self.seg.speaker, caption=self.seg.text, pcm=self.pcm, phonemes=self.phonemes,
                              shot=self.shot)
 
+    @property
+    def end(self) -> int:
+        return self.start + self.n_samples
+
     def ready(self, quality: Quality, frames: Sequence[np.ndarray]) -> ReadySegment:
         """The segment with its frames, ready to play."""
         seg = self.seg
         return ReadySegment(kind="speech", index=seg.index, start=self.start, n_samples=self.n_samples,
                             pcm=self.pcm, quality=quality, frames=frames, speaker=seg.speaker,
                             speaker_name=seg.speaker_name, text=seg.text, line_index=seg.line_index,
-                            phonemes=self.phonemes, speech_samples=self.speech_samples, shot=self.shot)
+                            phonemes=self.phonemes, speech_samples=self.speech_samples, shot=self.shot,
+                            question=seg.question)

@@ -29,20 +29,22 @@ import re
 import threading
 import time
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from models.protocols import (
     DialogueLine,
     HostsAnnounced,
+    QuestionDeclined,
     ScriptEnd,
     ScriptEvent,
     ScriptRequest,
     ShowTitle,
+    ViewerQuestion,
 )
 from models.script.episode import NUDGES, EpisodePlan, Phase, turn_problem
 from models.script.gguf import model_info, resolve_model
+from models.script.llama_run import Gen, Run, StreamStats, failed_start
 from models.script.outline import OUTLINE_CUE, Outline
 from models.script.parser import ScriptParser
 from models.script.prompts import (
@@ -54,6 +56,13 @@ from models.script.prompts import (
     example_lines,
     sign_off_cue,
     welcome_line,
+)
+from models.script.questions import (
+    ANSWER_LINES,
+    answer_cue,
+    bridge_cue,
+    canned_answer,
+    reading_line,
 )
 from models.script.repetition import ECHO_LIMIT
 from models.script.text import (
@@ -73,73 +82,6 @@ log = logging.getLogger(__name__)
 #: topic alone, so drafting it never delays the lines that start the show (under load each
 #: of them is due a few seconds after the one before, with little written ahead yet).
 OUTLINE_AFTER_LINES = 4
-
-
-@dataclass
-class StreamStats:
-    """Timing of the last episode, for benchmarks and logs."""
-
-    started: float = 0.0
-    title_s: float | None = None
-    first_line_s: float | None = None
-    total_s: float = 0.0
-    tokens: int = 0
-    gen_s: float = 0.0
-    lines: int = 0
-    words: int = 0
-    retries: int = 0
-    rejected: list[str] = field(default_factory=list)
-    #: The sub-topics the episode moved through, and whether the model drafted them.
-    outline: tuple[str, ...] = ()
-    outline_drafted: bool = False
-
-    @property
-    def tokens_per_s(self) -> float:
-        return self.tokens / self.gen_s if self.gen_s > 0 else 0.0
-
-
-@dataclass
-class _Gen:
-    """One completion: its text, why it stopped ("stop" or "length") and its token count."""
-
-    text: str
-    finish_reason: str
-    tokens: int
-
-
-def _failed_start(request: ScriptRequest, hosts: tuple[str, str], exc: Exception) -> Iterator[ScriptEvent]:
-    """The contract's events when llama.cpp fails before the first line: title, hosts, and why it ended."""
-    log.exception("llama.cpp failed before the first line")
-    yield ShowTitle(title=title_from_topic(request.topic))
-    yield HostsAnnounced(hosts=hosts)
-    yield ScriptEnd(reason=f"error: {type(exc).__name__}: {exc}")
-
-
-@dataclass
-class _Run:
-    """One episode being written: what each of its turns needs."""
-
-    request: ScriptRequest
-    stats: StreamStats
-    hosts: tuple[str, str]
-    #: The sanitized topic (safe inside the prompt).
-    topic: str
-    #: The hosts' names as transcript labels ("ALEX").
-    labels: tuple[str, str]
-    #: The prompt before the transcript: header, topic and (once written) the title.
-    head: str
-    parser: ScriptParser
-    #: Where a generation stops: the end of the line or the next speaker's label.
-    stop: tuple[str, ...]
-    #: This episode's llama.cpp context (its KV cache holds this episode's transcript).
-    llm: Llama
-    #: "ALEX: text\n" lines already accepted.
-    transcript: list[str] = field(default_factory=list)
-    #: The sub-topics, drafted once the first lines are out (None before).
-    outline: Outline | None = None
-    #: The outline item the last cued turn opened (-1: none yet), and the words said before it.
-    section: int = -1
-    before_outline: int = 0
 
 
 class LlamaCppWriter:
@@ -316,7 +258,7 @@ class LlamaCppWriter:
         stop: tuple[str, ...] = ("\n",),
         stats: StreamStats | None = None,
         llm: Llama | None = None,
-    ) -> _Gen:
+    ) -> Gen:
         llm = llm or self._load()
         with self._load_lock:
             lock = self._gen_locks.setdefault(id(llm), threading.Lock())
@@ -346,7 +288,7 @@ class LlamaCppWriter:
         if stats is not None:
             stats.tokens += n
             stats.gen_s += dt
-        return _Gen("".join(text_parts), finish, n)
+        return Gen("".join(text_parts), finish, n)
 
     # ------------------------------------------------------------------ episode
     def _seed_for(self, line_no: int, attempt: int) -> int | None:
@@ -425,9 +367,9 @@ class LlamaCppWriter:
         try:
             llm = self._acquire()
         except Exception as exc:  # noqa: BLE001 - the runtime itself failed: still honour the contract
-            yield from _failed_start(request, hosts, exc)
+            yield from failed_start(request, hosts, exc)
             return
-        run = _Run(
+        run = Run(
             request=request,
             stats=stats,
             hosts=hosts,
@@ -439,16 +381,16 @@ class LlamaCppWriter:
             llm=llm,
         )
         try:
-            yield from self._episode(run)
+            yield from self._resumed(run) if request.history else self._episode(run)
         finally:
             self._release(llm)
 
-    def _episode(self, run: _Run) -> Iterator[ScriptEvent]:
+    def _episode(self, run: Run) -> Iterator[ScriptEvent]:
         """The episode's events, written on its own context ``run.llm``."""
         try:
             title = self._make_title(run.head, run.request.topic, run.stats, run.llm)
         except Exception as exc:  # noqa: BLE001 - the runtime itself failed: still honour the contract
-            yield from _failed_start(run.request, run.hosts, exc)
+            yield from failed_start(run.request, run.hosts, exc)
             return
         run.stats.title_s = time.perf_counter() - run.stats.started
         yield ShowTitle(title=title)
@@ -463,7 +405,67 @@ class LlamaCppWriter:
         self._finish_stats(run, plan.budget)
         yield ScriptEnd(reason=plan.reason)
 
-    def _turns(self, run: _Run, plan: EpisodePlan) -> Iterator[ScriptEvent]:
+    def _resumed(self, run: Run) -> Iterator[ScriptEvent]:
+        """The rest of an episode from ``request.history`` on, a viewer's question first if
+        there is one: no title, line numbers and alternation going on from the history."""
+        for line in run.request.history:
+            said = run.parser.said(line.text, line.speaker)
+            run.transcript.append(f"{run.labels[run.hosts.index(said.speaker)]}: {said.text}\n")
+        run.head += f" {title_from_topic(run.request.topic)}\n"
+        plan = EpisodePlan(run.request.word_budget)
+        plan.phase = Phase.BODY
+        try:
+            if run.request.question is not None:
+                yield from self._answer(run, run.request.question)
+            yield from self._turns(run, plan)
+        except Exception as exc:  # llama.cpp runtime error mid-episode
+            log.exception("llama.cpp failed mid-episode")
+            plan.reason = f"error: {type(exc).__name__}: {exc}"
+        self._finish_stats(run, plan.budget)
+        yield ScriptEnd(reason=plan.reason)
+
+    def _answer(self, run: Run, question: ViewerQuestion) -> Iterator[ScriptEvent]:
+        """A host reads the question out (the writer's words, never parsed), the other answers,
+        they go on for ``ANSWER_LINES``, and a bridge line returns to the topic. An answer the
+        model cannot write is replaced by a canned line and the question declined."""
+        parser = run.parser
+        parser.question = question.id
+        cues = (answer_cue(question.name), bridge_cue(run.topic))
+        reading = reading_line(question.text, question.name)
+        parser.echoes.allow([reading, *cues])  # answers name what was asked, on purpose
+        yield self._said(run, parser.said(reading))
+        declined = ""
+        try:
+            for k in range(ANSWER_LINES):
+                label = run.labels[len(parser.lines) % 2]
+                line = yield from self._one_line(run, label, cues[0] if k == 0 else "", self.max_line_tokens,
+                                                 Phase.BODY, self.min_body_words)
+                if line is None:
+                    declined = "the model could not write an answer"
+                    break
+                run.transcript.append(f"{label}: {line.text}\n")
+        except Exception as exc:
+            log.exception("llama.cpp failed answering a question")
+            declined = f"the model failed: {type(exc).__name__}"
+        if declined:
+            yield self._said(run, parser.said(canned_answer()))
+        label = run.labels[len(parser.lines) % 2]
+        bridge = yield from self._one_line(run, label, cues[1], self.max_line_tokens, Phase.BODY, self.min_body_words)
+        if bridge is None:
+            yield self._said(run, parser.said(cues[1]))
+        else:
+            run.transcript.append(f"{label}: {bridge.text}\n")
+        parser.question = None
+        if declined:
+            yield QuestionDeclined(question_id=question.id, reason=declined)
+
+    @staticmethod
+    def _said(run: Run, line: DialogueLine) -> DialogueLine:
+        """A line the writer worded itself, added to the prompt's transcript."""
+        run.transcript.append(f"{run.labels[run.hosts.index(line.speaker)]}: {line.text}\n")
+        return line
+
+    def _turns(self, run: Run, plan: EpisodePlan) -> Iterator[ScriptEvent]:
         """Write turns phase by phase until the sign-off (the model's, or a canned one) is out."""
         parser = run.parser
         while True:
@@ -503,7 +505,7 @@ class LlamaCppWriter:
                 yield from parser.feed(f"{label}: {welcome_line(self.show_name, run.topic)}\n") + parser.finish_line()
             plan.failed(len(parser.lines))
 
-    def _cue(self, run: _Run, plan: EpisodePlan, who: int) -> tuple[str, int]:
+    def _cue(self, run: Run, plan: EpisodePlan, who: int) -> tuple[str, int]:
         """How the next turn starts (the model completes it) and its token limit."""
         if plan.phase is Phase.INTRO:
             # The topic itself is in the cue: it anchors the whole episode on it
@@ -523,7 +525,7 @@ class LlamaCppWriter:
         run.section = section
         return run.outline.cue(section), tokens
 
-    def _draft_outline(self, run: _Run) -> None:
+    def _draft_outline(self, run: Run) -> None:
         """Ask the model for the episode's sub-topics (general angles when its list is unusable)
         and put them in the prompt's head, so every later turn sees where the episode goes."""
         try:
@@ -539,7 +541,7 @@ class LlamaCppWriter:
         run.parser.echoes.allow(run.outline.cues())
         run.head += run.outline.header_line()
 
-    def _finish_stats(self, run: _Run, budget: int) -> None:
+    def _finish_stats(self, run: Run, budget: int) -> None:
         """Fill in the episode's totals and log them."""
         stats = run.stats
         stats.total_s = time.perf_counter() - stats.started
@@ -551,7 +553,7 @@ class LlamaCppWriter:
         )
 
     def _one_line(
-        self, run: _Run, label: str, cue: str, max_new: int, phase: Phase, min_words: int
+        self, run: Run, label: str, cue: str, max_new: int, phase: Phase, min_words: int
     ) -> Generator[ScriptEvent, None, DialogueLine | None]:
         """Generate one turn of at least ``min_words`` words (after the cue), retrying unusable
         output; yields the line, returns it (or None)."""

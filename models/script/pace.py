@@ -29,11 +29,15 @@ class SpeakingPace:
         (the intro and closing cards), taken from it."""
         if prior_wps <= 0:
             raise ValueError("prior_wps must be positive")
-        self.duration_s = duration_s
+        self.requested_s = duration_s
         self.fixed_s = fixed_s
         self.prior_wps = prior_wps
         self._words = 0
         self._seconds = 0.0
+        #: Words written for a viewer's question and not voiced yet: the length stretches by them.
+        self._aside_words = 0
+        #: Seconds of answers to viewers voiced so far: the length stretches by them.
+        self._aside_s = 0.0
         self._lock = threading.Lock()
 
     def voiced(self, words: int, seconds: float) -> None:
@@ -41,6 +45,31 @@ class SpeakingPace:
         with self._lock:
             self._words += words
             self._seconds += seconds
+
+    def aside_written(self, words: int) -> None:
+        """``words`` were written to answer a viewer: the episode grows by them, not the rest
+        of the show shrinks (until they are voiced; then by their real length)."""
+        with self._lock:
+            self._aside_words += words
+
+    def aside_voiced(self, words: int, seconds: float) -> None:
+        """A segment of a viewer's answer was voiced: the length asked for grows by ``seconds``."""
+        with self._lock:
+            self._aside_words = max(0, self._aside_words - words)
+            self._words += words
+            self._seconds += seconds
+            self._aside_s += seconds
+
+    def rewind(self, words: int, seconds: float, aside_s: float) -> None:
+        """Back to what is kept after a splice: ``words`` and ``seconds`` voiced, of which
+        ``aside_s`` answered viewers (added to the length asked for)."""
+        with self._lock:
+            self._words, self._seconds, self._aside_words, self._aside_s = words, seconds, 0, aside_s
+
+    @property
+    def duration_s(self) -> float:
+        """The length to fill: the one asked for, plus the time spent answering viewers."""
+        return self.requested_s + self._aside_s
 
     @property
     def voiced_s(self) -> float:
@@ -56,9 +85,10 @@ class SpeakingPace:
     def word_budget(self) -> int:
         """Words the whole episode should have: those voiced, plus the time left at the pace so far."""
         with self._lock:
-            words, seconds = self._words, self._seconds
-        left_s = max(0.0, self.duration_s - self.fixed_s - seconds)
-        return max(12, round(words + left_s * self._pace(words, seconds)))
+            words, seconds, aside = self._words, self._seconds, self._aside_words
+            duration_s = self.requested_s + self._aside_s
+        left_s = max(0.0, duration_s - self.fixed_s - seconds)
+        return max(12, round(words + aside + left_s * self._pace(words, seconds)))
 
     def _pace(self, words: int, seconds: float) -> float:
         weight = min(1.0, seconds / TRUSTED_AFTER_S)

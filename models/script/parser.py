@@ -162,6 +162,8 @@ class ScriptParser:
         self._title_open = accept_title
         self._closed = False
         self._index = first_index
+        #: Stamped on the lines emitted while it is set: the viewer's question they answer.
+        self.question: str | None = None
         self.lines: list[DialogueLine] = []
         self.dropped: list[tuple[str, str]] = []  # (reason, text), for diagnostics and tests
         host_alt = "|".join(re.escape(h) for h in self.hosts)
@@ -438,12 +440,32 @@ class ScriptParser:
             # not be merged any more; keep the content and keep the alternation.
             host = 1 - host
         self._history.append(key)
+        return [self._new_line(host, text)]
+
+    def _new_line(self, host: int, text: str) -> DialogueLine:
         self._last_host = host
         self._title_open = False
-        line = DialogueLine(index=self._index, speaker=self.hosts[host], text=text)
+        line = DialogueLine(index=self._index, speaker=self.hosts[host], text=text, question=self.question)
         self._index += 1
         self.lines.append(line)
-        return [line]
+        return line
+
+    def said(self, text: str, speaker: str | None = None) -> DialogueLine:
+        """Record a line as said without parsing it, and return it.
+
+        For lines the writer words itself (a viewer's question read out, which must never
+        be split into turns or change who speaks) and for the history of a script that goes
+        on from the middle of an episode (``speaker`` as it was). They count like any line
+        for numbering, alternation, the word count and repeats.
+        """
+        names = [h.lower() for h in self.hosts]
+        if speaker is not None and speaker.strip().lower() in names:
+            host = names.index(speaker.strip().lower())
+        else:
+            host = self._next_host_index()
+        self.echoes.add(text)
+        self._history.append(normalize_for_compare(text))
+        return self._new_line(host, text)
 
 
 def parse_script(text: str, hosts: tuple[str, str], **kwargs: object) -> list[ScriptEvent]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -36,6 +37,8 @@ class PlayoutBuffer:
         self.failed: str | None = None
         #: The audio encoded once for every WebRTC viewer, as it arrives (None: each its own).
         self.opus: OpusStream | None = None
+        #: Every viewer's playhead, to know how far the furthest one has played.
+        self.playheads: weakref.WeakSet[Playhead] = weakref.WeakSet()
         self._changed = asyncio.Event()
 
     def append(self, segment: ReadySegment) -> None:
@@ -47,6 +50,25 @@ class PlayoutBuffer:
         if self.opus is not None:
             self.opus.add(segment.pcm)
         self._wake()
+
+    def truncate(self, at: int) -> None:
+        """Drop everything from clock sample ``at`` on (a segment boundary no viewer has
+        reached): the episode goes on differently from there (a viewer's question)."""
+        if at >= self.end:
+            return
+        if at not in self._starts or (self.furthest() or 0) > at:
+            raise ValueError(f"cannot cut at {at}: not a segment boundary ahead of every viewer")
+        keep = self._starts.index(at)
+        del self.segments[keep:], self._starts[keep:]
+        self.end = at
+        self.finished = False
+        if self.opus is not None:
+            self.opus.truncate(at)
+        self._wake()
+
+    def furthest(self) -> int | None:
+        """The furthest position any viewer has played to (None: nobody has started)."""
+        return max((p.position for p in self.playheads if p.started), default=None)
 
     @property
     def complete(self) -> bool:
@@ -146,6 +168,7 @@ class Playhead:
         self._waited = 0
         self._stalling = False
         self._on_stall = on_stall
+        buffer.playheads.add(self)
 
     def _try_start(self) -> bool:
         if self.buffer.hold_until_finished and not self.buffer.complete:

@@ -134,6 +134,18 @@ class OpusStream:
         """The audio is complete: the last partial packet, padded with silence."""
         self._last = _audio_encoder.submit(self._close)
 
+    def truncate(self, position: int) -> None:
+        """Drop the audio from episode sample ``position`` on (a packet boundary): what comes
+        next is encoded from there, by a fresh encoder (the old one has heard the dropped audio)."""
+        self._last = _audio_encoder.submit(self._truncate, position)
+
+    def _truncate(self, position: int) -> None:
+        self.packets.extend(bytes(p) for p in self._codec.encode(None))  # what the old one held back
+        del self.packets[position // AUDIO_FRAME:]
+        self._codec = _opus()
+        self._pending = np.zeros(0, np.float32)
+        self._fed = position
+
     def wait(self, timeout: float | None = None) -> None:
         """Until what was handed over is encoded."""
         if self._last is not None:

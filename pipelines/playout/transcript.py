@@ -38,10 +38,16 @@ class TranscriptBuilder:
                 "start": seg.start,
                 "end": seg.start + seg.speech_samples,
                 "tier": seg.quality.name,
+                # A viewer's question read out or answered: its id.
+                **({"question": seg.question} if seg.question else {}),
                 # The camera while it played: a close-up names its host.
                 "shot": {"kind": seg.shot.kind, "host": seg.shot.host} if seg.shot.kind == "close_up" else {"kind": seg.shot.kind},
             }
         )
+
+    def truncate(self, at: int) -> None:
+        """Forget the segments from clock sample ``at`` on: they were replaced before anyone heard them."""
+        self.segments = [s for s in self.segments if s["start"] < at]
 
     def lines(self) -> list[dict[str, Any]]:
         lines: list[dict[str, Any]] = []
@@ -52,7 +58,8 @@ class TranscriptBuilder:
                 continue
             # Shots change only where a line starts: its first segment's is the line's.
             lines.append({"index": seg["line"], "speaker": seg["speaker"], "text": seg["text"], "start": seg["start"],
-                          "end": seg["end"], "shot": seg.get("shot", {"kind": "two_shot"})})
+                          "end": seg["end"], "shot": seg.get("shot", {"kind": "two_shot"}),
+                          **({"question": seg["question"]} if seg.get("question") else {})})
         for line in lines:
             line["start_s"] = round(line["start"] / CLOCK_RATE, 3)
             line["end_s"] = round(line["end"] / CLOCK_RATE, 3)

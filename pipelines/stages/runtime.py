@@ -10,18 +10,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import numpy as np
 
 from models.protocols import (
     DialogueLine,
-    HostsAnnounced,
     Quality,
+    QuestionDeclined,
     SceneInfo,
     ScriptEnd,
+    ScriptEvent,
     ScriptRequest,
     ShowTitle,
+    ViewerQuestion,
 )
 from models.script.pace import SpeakingPace
 from models.script.text import word_count
@@ -31,6 +33,7 @@ from pipelines.plan.tier_planner import Decision, TierPlanner
 from pipelines.playout import clock
 from pipelines.playout.frames import FrameList
 from pipelines.playout.pixels import rgb_to_i420
+from pipelines.questions import Question, QuestionBoard
 from pipelines.segments import (
     EpisodeError,
     EpisodeRequest,
@@ -42,6 +45,7 @@ from pipelines.spans import Span, Timeline
 from pipelines.stages.models_loaded import LoadedModels
 from pipelines.stages.pools import StagePools
 from pipelines.stages.segmenter import Segmenter
+from pipelines.stages.splice import Splicer, kept_history, kept_pace
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +59,14 @@ class EpisodeRuntime:
         request: EpisodeRequest,
         timeline: Timeline | None = None,
         on_progress: Callable[[Progress], None] | None = None,
+        questions: QuestionBoard | None = None,
+        viewers_at: Callable[[], int | None] | None = None,
+        on_splice: Callable[[int], None] | None = None,
     ) -> None:
+        """``questions``: the episode's viewers' questions, spliced in as they come (None: none);
+        ``viewers_at``: the furthest clock sample any viewer has played (None: nobody yet);
+        ``on_splice(at)``: everything from ``at`` on that was handed over is dropped (the
+        sinks forget it before anyone plays it)."""
         self.models = models
         self.deployment = deployment
         self.pools = pools
@@ -94,6 +105,20 @@ class EpisodeRuntime:
         self._ready_end: int | None = None
         #: Worker slots that have drawn each tier for this episode (its studio is built there).
         self._warm: dict[str, set[str]] = {}
+        self.questions = questions
+        self._viewers_at = viewers_at or (lambda: None)
+        self.on_splice = on_splice
+        #: The stages now writing, voicing and dispatching (replaced at a splice).
+        self._chain: list[asyncio.Task] = []
+        #: Video tasks in playout order; the run loop hands their segments over.
+        self._ordered: asyncio.Queue = asyncio.Queue()
+        self._inflight: dict[asyncio.Task, VoicedSegment] = {}
+        #: Every voiced segment kept, in clock order, and where the voiced content ends.
+        self.voiced: list[VoicedSegment] = []
+        self._voiced_end = 0
+        self._held: list[ReadySegment] = []
+        self.script_ended = False
+        self.splicer = Splicer(self, questions, deployment.questions) if questions is not None else None
 
     def deadline(self, start: int) -> float:
         """When the segment starting at clock sample ``start`` must be ready (monotonic seconds).
@@ -137,69 +162,93 @@ class EpisodeRuntime:
             self.on_progress(self.progress)
 
     # -------------------------------------------------------------- stages
-    async def _script(self, out: asyncio.Queue) -> None:
-        """Pull events from the writer one at a time, so episodes interleave on the one LLM."""
+    async def _script(self, out: asyncio.Queue, history: tuple[DialogueLine, ...] = (),
+                      question: ViewerQuestion | None = None) -> None:
+        """Pull events from the writer one at a time, so episodes interleave on the one LLM.
+
+        With ``history`` the script goes on from the middle of the episode (after a splice),
+        ``question`` first."""
         request = ScriptRequest(
             topic=self.request.topic,
             duration_s=self.request.duration_s,
             hosts=self.hosts,
             style=self.request.style,
             pace=self.pace,
+            history=history,
+            question=question,
         )
-        self.progress.estimated_total = max(1, request.word_budget // max(1, self.deployment.segmenter.max_words - 4))
-        segmenter = Segmenter(
-            self.hosts,
-            self.deployment.segmenter.max_words,
-            self.deployment.segmenter.first_max_words,
-            self.deployment.segmenter.first_segments,
-        )
+        if not history:
+            self.progress.estimated_total = max(1, request.word_budget // max(1, self.deployment.segmenter.max_words - 4))
+        spec = self.deployment.segmenter
+        segmenter = Segmenter(self.hosts, spec.max_words, spec.first_max_words, spec.first_segments,
+                              first_index=self.progress.written)
         stream = self.models.writer.stream(request)
-        done = object()
-        count = 0
-        lead = self.deployment.runtime.lead_segments
+        error: EpisodeError | None = None
         try:
-            while True:
-                # Until the first segment is on screen it has the machine to itself.
-                while count - self.progress.rendered >= (lead if self.progress.rendered else 1):
-                    await self._rendered_event.wait()
-                    self._rendered_event.clear()
-                event = await self.pools.script.run(next, stream, done, timeline=self.timeline, note="script")
-                if event is done:
-                    break
-                if isinstance(event, ShowTitle):
-                    self.title = event.title
-                    self._title_ready.set()
-                elif isinstance(event, HostsAnnounced):
-                    pass  # the deployment names the hosts; the writer echoes them
-                elif isinstance(event, DialogueLine):
-                    self._title_ready.set()
-                    self.lines.append(event)
-                    for seg in segmenter.add_line(event):
-                        count += 1
-                        self.progress.written = count
-                        self.progress.estimated_total = max(self.progress.estimated_total, count + 1)
-                        self._notify()
-                        await out.put(seg)
-                elif isinstance(event, ScriptEnd):
-                    self.end_reason = event.reason
-                    break
-        except Exception as exc:
-            raise EpisodeError(f"script stage failed: {exc}") from exc
-        finally:
-            close = getattr(stream, "close", None)
-            if close:
-                try:
-                    close()
-                except ValueError:
-                    pass  # still running on the script thread; it ends with its line
-            self._title_ready.set()
-            self.progress.total = count
-            self._notify()
-            await out.put(None)
+            await self._read_script(stream, segmenter, out)
+        except asyncio.CancelledError:
+            _close(stream)  # a splice replaced this script
+            raise
+        except Exception as exc:  # noqa: BLE001 - raised below, once the speech stage is told
+            error = EpisodeError(f"script stage failed: {exc}")
+        _close(stream)
+        self._title_ready.set()
+        self.progress.total = self.progress.written
+        self._notify()
+        await out.put(None)
+        if error is not None:
+            raise error from error.__cause__
 
-    async def _speech(self, inp: asyncio.Queue, out: asyncio.Queue, intro_samples: int) -> None:
+    async def _read_script(self, stream: Iterator[ScriptEvent], segmenter: Segmenter, out: asyncio.Queue) -> None:
+        done = object()
+        lead = self.deployment.runtime.lead_segments
+        while True:
+            # Until the first segment is on screen it has the machine to itself.
+            while self.progress.written - self.progress.rendered >= (lead if self.progress.rendered else 1):
+                await self._rendered_event.wait()
+                self._rendered_event.clear()
+            while self._too_far_ahead():
+                await asyncio.sleep(0.2)
+            event = await self.pools.script.run(next, stream, done, timeline=self.timeline, note="script")
+            if event is done:
+                return
+            if isinstance(event, ShowTitle) and not self.lines:
+                self.title = event.title
+                self._title_ready.set()
+            elif isinstance(event, DialogueLine):
+                self._title_ready.set()
+                self.lines.append(event)
+                if event.question:
+                    self.pace.aside_written(word_count(event.text))
+                for seg in segmenter.add_line(event):
+                    self.progress.written += 1
+                    self.progress.estimated_total = max(self.progress.estimated_total, self.progress.written + 1)
+                    self._notify()
+                    await out.put(seg)
+            elif isinstance(event, QuestionDeclined) and self.splicer is not None:
+                self.splicer.gave_up = event.reason
+            elif isinstance(event, ScriptEnd):
+                self.end_reason = event.reason
+                self.script_ended = True
+                if self.questions is not None:
+                    self.questions.close("the hosts are wrapping up this episode; ask in the next one")
+                return
+
+    def _too_far_ahead(self) -> bool:
+        """While questions can come and someone watches, the voices stay within
+        ``questions.max_lead_s`` of the furthest viewer: what a splice discards, and how early
+        the ending is fixed. Unwatched, an episode is generated as fast as it can be."""
+        if self.questions is None or self.questions.closed is not None:
+            return False
+        furthest = self._viewers_at()
+        if furthest is None:
+            return False
+        ahead = self._voiced_end - furthest
+        return ahead > clock.to_samples(self.deployment.questions.max_lead_s)
+
+    async def _speech(self, inp: asyncio.Queue, out: asyncio.Queue, start: int) -> None:
         """Voice segments in order: each start on the clock is the previous end."""
-        cursor = intro_samples
+        cursor = start
         pause = clock.to_samples(self.deployment.segmenter.pause_ms / 1000)
         try:
             while True:
@@ -228,17 +277,31 @@ class EpisodeRuntime:
                     shot=self.shots.shot(seg, cursor),
                 )
                 cursor += n
-                self.pace.voiced(word_count(seg.text), n / clock.CLOCK_RATE)
-                self.progress.voiced += 1
-                self._notify()
+                self._voiced_segment(voiced)
                 await out.put(voiced)
-        except EpisodeError:
+            if self.splicer is not None:
+                self.splicer.settle()  # the script ended on the answer
+        except (EpisodeError, asyncio.CancelledError):
             raise
         except Exception as exc:
             raise EpisodeError(f"speech stage failed: {exc}") from exc
         finally:
             self._speech_end = cursor
             await out.put(None)
+
+    def _voiced_segment(self, voiced: VoicedSegment) -> None:
+        """Account for a voiced segment: the pace, the answer it belongs to, the progress."""
+        seg, seconds = voiced.seg, voiced.n_samples / clock.CLOCK_RATE
+        if seg.question:
+            self.pace.aside_voiced(word_count(seg.text), seconds)
+        else:
+            self.pace.voiced(word_count(seg.text), seconds)
+        if self.splicer is not None:
+            self.splicer.voiced(voiced)
+        self.voiced.append(voiced)
+        self._voiced_end = voiced.end
+        self.progress.voiced += 1
+        self._notify()
 
     def _plan(self, voiced: VoicedSegment) -> Decision:
         """Tier and worker count for a voiced segment, from its slack and the video queue."""
@@ -363,27 +426,48 @@ class EpisodeRuntime:
         )
 
     # -------------------------------------------------------------- the stream
-    async def _dispatch(self, voiced_q: asyncio.Queue, ordered: asyncio.Queue) -> None:
+    async def _dispatch(self, voiced_q: asyncio.Queue) -> None:
         """Start each voiced segment's video at once; keep the tasks in playout order."""
         while (item := await voiced_q.get()) is not None:
-            await ordered.put(asyncio.create_task(self._video(item), name=f"video-{item.seg.index}"))
-        await ordered.put(None)
+            task = asyncio.create_task(self._video(item), name=f"video-{item.seg.index}")
+            self._inflight[task] = item
+            task.add_done_callback(lambda t: self._inflight.pop(t, None))
+            await self._ordered.put(task)
+        await self._ordered.put(None)
+
+    def _start_chain(self, start: int, history: tuple[DialogueLine, ...] = (),
+                     question: ViewerQuestion | None = None) -> None:
+        """Script, speech and dispatch from clock sample ``start`` on (the episode's start, or a splice)."""
+        texts: asyncio.Queue = asyncio.Queue()
+        voiced_q: asyncio.Queue = asyncio.Queue()
+        self._chain = [
+            asyncio.create_task(self._script(texts, history, question), name="script"),
+            asyncio.create_task(self._speech(texts, voiced_q, start), name="speech"),
+            asyncio.create_task(self._dispatch(voiced_q), name="dispatch"),
+        ]
+
+    async def _next_ready(self) -> ReadySegment | None | bool:
+        """The next segment in playout order; None when there are no more, False for one a
+        splice dropped."""
+        task = await self._ordered.get()
+        if task is None:
+            return None
+        try:
+            return await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if task.cancelled() and not (current and current.cancelling()):
+                return False
+            raise
 
     async def run(self) -> AsyncIterator[ReadySegment]:
         """Yield the intro, every segment in order as soon as it is ready, then the outro."""
         intro = clock.pad_to_grid(clock.to_samples(self.deployment.timeline.intro_s), self.grid)
         outro = clock.pad_to_grid(clock.to_samples(self.deployment.timeline.outro_s), self.grid)
-        self._intro_samples = intro
-        texts: asyncio.Queue = asyncio.Queue()
-        voiced_q: asyncio.Queue = asyncio.Queue()
-        ordered: asyncio.Queue = asyncio.Queue()
-        self._speech_end = intro
-        tasks = [
-            asyncio.create_task(self._script(texts), name="script"),
-            asyncio.create_task(self._speech(texts, voiced_q, intro), name="speech"),
-            asyncio.create_task(self._dispatch(voiced_q, ordered), name="dispatch"),
-        ]
-        video_tasks: list[asyncio.Task] = []
+        self._intro_samples = self._speech_end = self._voiced_end = intro
+        self._start_chain(intro)
+        if self.splicer is not None:
+            self.splicer.start()
         last_tier = self._first_tier()
         self.pools.generating.add(self)
         try:
@@ -396,20 +480,18 @@ class EpisodeRuntime:
             # Build the studio for this title now, while the first segment is voiced.
             await self.pools.video.run(self._prewarm, last_tier, timeline=self.timeline, note="prewarm",
                                        deadline=self._queue_key(0))
-            held: list[ReadySegment] = []  # the first spoken segments, until viewers may start on them
-            while (task := await ordered.get()) is not None:
-                video_tasks.append(task)
-                ready = await task
-                last_tier = ready.quality
-                held.append(ready)
-                if self._ready_end is None and len(held) < self._start_segments():
+            while (ready := await self._next_ready()) is not None:
+                if ready is False:
                     continue
-                for seg in held:
-                    yield self._released(seg)
-                held.clear()
-            for seg in held:  # an episode shorter than its start buffer
-                yield self._released(seg)
-            for task in tasks:
+                last_tier = ready.quality
+                self._held.append(ready)  # the first spoken segments, until viewers may start on them
+                if self._ready_end is None and len(self._held) < self._start_segments():
+                    continue
+                while self._held:
+                    yield self._released(self._held.pop(0))
+            while self._held:  # an episode shorter than its start buffer
+                yield self._released(self._held.pop(0))
+            for task in self._chain:
                 await task  # re-raises a stage's EpisodeError
             if outro:
                 yield await self.pools.video.run(
@@ -417,7 +499,62 @@ class EpisodeRuntime:
                     deadline=self._queue_key(self._speech_end),
                 )
         finally:
-            self.pools.generating.discard(self)
-            for task in tasks + video_tasks:
-                if not task.done():
-                    task.cancel()
+            self._stop()
+
+    def _stop(self) -> None:
+        self.pools.generating.discard(self)
+        if self.splicer is not None:
+            self.splicer.stop("the episode has ended")
+        for task in [*self._chain, *self._inflight]:
+            if not task.done():
+                task.cancel()
+
+    # -------------------------------------------------------------- viewers' questions
+    def furthest(self) -> int:
+        """The furthest clock sample a viewer has played; with no viewer, where one who
+        started at the first words would be now."""
+        at = self._viewers_at()
+        if at is None:
+            if self._ready_end is None:
+                return self._intro_samples
+            at = self._intro_samples + clock.to_samples(max(0.0, time.monotonic() - self._origin))
+        return max(at, self._intro_samples)
+
+    async def splice(self, at: int, question: Question) -> None:
+        """Drop everything from ``at`` on and go on from there with ``question``."""
+        old = self._chain
+        for task in old:
+            task.cancel()
+        await asyncio.gather(*old, return_exceptions=True)
+        for task, voiced in list(self._inflight.items()):
+            if voiced.start >= at:
+                task.cancel()
+        self._held = [s for s in self._held if s.start < at]
+        self.voiced = [v for v in self.voiced if v.start < at]
+        self._voiced_end = self._speech_end = at
+        if self._ready_end is not None and self._ready_end > at:
+            self._ready_end = at
+        if self.on_splice is not None:
+            self.on_splice(at)
+        history = kept_history(self.voiced)
+        self.lines = list(history)
+        self.pace.rewind(*kept_pace(self.voiced))
+        pending = sum(1 for v in self._inflight.values() if v.start < at)
+        self.progress.written = self.progress.voiced = len(self.voiced)
+        self.progress.rendered = len(self.voiced) - pending
+        assert self.questions is not None
+        self.questions.answering(question, at)
+        now = self.timeline.now()
+        self.timeline.add(Span("script", len(self.voiced), "", "splice", now, now, now,
+                               note=f"question {question.id} at {at / clock.CLOCK_RATE:.2f} s"))
+        self._start_chain(at, history, question.to_viewer())
+
+
+def _close(stream: Iterator[ScriptEvent]) -> None:
+    """Close a writer's stream; one still running on the script thread ends with its line."""
+    close = getattr(stream, "close", None)
+    if close:
+        try:
+            close()
+        except ValueError:
+            pass

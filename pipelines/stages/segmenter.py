@@ -67,12 +67,17 @@ def split_text(text: str, max_words: int) -> list[str]:
 class Segmenter:
     """Turns a stream of dialogue lines into a stream of segments, numbering them in order."""
 
-    def __init__(self, hosts: tuple[str, str], max_words: int, first_max_words: int, first_segments: int) -> None:
+    def __init__(self, hosts: tuple[str, str], max_words: int, first_max_words: int, first_segments: int,
+                 first_index: int = 0) -> None:
+        """``first_index``: the number of the first segment, when the script goes on from the
+        middle of an episode (after a splice): its first segments are short again, as urgent
+        as an episode's first ones."""
         self.hosts = hosts
         self.max_words = max_words
         self.first_max_words = first_max_words
         self.first_segments = first_segments
-        self._next_index = 0
+        self._first_index = first_index
+        self._next_index = first_index
 
     def _speaker_index(self, name: str, line_index: int) -> int:
         lowered = [h.lower() for h in self.hosts]
@@ -85,7 +90,7 @@ class Segmenter:
         chunks: list[str] = []
         remaining = line.text
         # The first segments of the episode are shorter: they decide the startup time.
-        while self._next_index + len(chunks) < self.first_segments and remaining.strip():
+        while self._next_index - self._first_index + len(chunks) < self.first_segments and remaining.strip():
             head, *rest = split_text(remaining, self.first_max_words)
             chunks.append(head)
             remaining = " ".join(rest)
@@ -100,6 +105,7 @@ class Segmenter:
                     speaker_name=self.hosts[speaker],
                     text=chunk,
                     ends_line=i == len(chunks) - 1,
+                    question=line.question,
                 )
             )
             self._next_index += 1

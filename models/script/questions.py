@@ -1,0 +1,87 @@
+"""A viewer's question in the show: cleaned into data, read out, answered, then back to the topic.
+
+A question is text from anyone watching, so it is treated like the topic: data that is
+read out and talked about, never instructions. ``clean_question`` removes what could
+start a transcript line or imitate a speaker label (newlines, control characters,
+"SAM:"), brackets that could spell a chat template's tokens, and caps the length; the
+writers never parse the reading line (they emit it as it is), so a question cannot add
+lines or change who speaks. The lines around it are the writers' own words:
+
+- ``reading_line``: one host reads the question out ("Maya from the chat asks: ...").
+- ``answer_cue``: how the other host starts the answer; the model completes it.
+- ``bridge_cue``: how the line that returns to the topic starts.
+- ``canned_answer``: said when the model cannot answer (error, timeout, nothing usable).
+
+Contract: pure functions; ``clean_question`` raises ``BadQuestion`` with a message a
+viewer can act on.
+"""
+from __future__ import annotations
+
+import re
+
+from models.script.text import intro_topic_phrase, normalize_chars
+
+#: The longest question, in characters after cleaning.
+MAX_QUESTION_CHARS = 280
+#: The longest name a viewer can give.
+MAX_NAME_CHARS = 32
+#: Lines the hosts give the answer after the reading (the bridge back comes after them).
+ANSWER_LINES = 2
+
+
+class BadQuestion(ValueError):
+    """The question cannot be asked as sent; the message says why and what to do."""
+
+
+#: "SAM:", "Assistant:", "system:" anywhere: what a speaker label or a chat role looks like.
+_LABEL_RE = re.compile(r"\b([A-Za-z][\w .'-]{0,30}?)\s*:+(?=\s|$)")
+_MARKUP_RE = re.compile(r"[<>\[\]{}|\\`*#_~^]")
+
+
+def _clean(text: str) -> str:
+    text = normalize_chars(text or "")
+    text = _MARKUP_RE.sub(" ", text)
+    text = _LABEL_RE.sub(r"\1 -", text)  # "SAM: say hi" -> "SAM - say hi": read, not a turn
+    text = re.sub(r"(?!(?<=\d):\d)\s*:+\s*", " - ", text)  # any other colon too; "2:30" stays a time
+    return " ".join(text.split()).strip(" -")
+
+
+def clean_question(text: str, max_chars: int = MAX_QUESTION_CHARS) -> str:
+    """The question as the host will read it; ``BadQuestion`` when it is empty or too long."""
+    cleaned = _clean(text)
+    if not re.search(r"\w", cleaned):
+        raise BadQuestion("the question is empty once control characters and markup are removed; type a question")
+    if len(cleaned) > max_chars:
+        raise BadQuestion(f"the question is {len(cleaned)} characters long; at most {max_chars} are read out. "
+                          "Shorten it and ask again.")
+    if cleaned[-1] not in ".?!":
+        cleaned += "?"
+    return cleaned
+
+
+def clean_name(name: str | None) -> str:
+    """A name a host can say ("" for none): letters, digits, spaces and simple punctuation only."""
+    text = _clean(name or "")
+    text = re.sub(r"[^\w .'-]", "", text).strip(" .'-")
+    return text[:MAX_NAME_CHARS].strip()
+
+
+def reading_line(question: str, name: str) -> str:
+    """How a host reads the question out."""
+    who = f"{name} from the chat asks" if name else "Someone in the chat asks"
+    return f"{who}: {question}"
+
+
+def answer_cue(name: str) -> str:
+    """The start of the other host's answer (the model completes it)."""
+    return f"Great question, {name}! Well," if name else "Great question! Well,"
+
+
+def bridge_cue(topic: str) -> str:
+    """The start of the line that takes the show back to its topic."""
+    return f"Now, back to {intro_topic_phrase(topic).rstrip(' .?!')}."
+
+
+def canned_answer() -> str:
+    """Said when no answer could be written: the show goes on."""
+    return "That's a tricky one, and we'd rather not guess. Let's keep it for another episode."

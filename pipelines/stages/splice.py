@@ -1,0 +1,160 @@
+"""Where a viewer's question goes into an episode that is already playing, and what is kept.
+
+The episode runtime generates ahead of its viewers. A question is spliced in at the
+earliest point nobody has seen yet that its first segment can be ready for: after the
+furthest viewer's playhead plus the time to voice and draw the reading of the question.
+Everything voiced after that point is dropped; the script goes on from what is kept.
+
+The point is the end of a voiced segment (segments end on sentence or clause
+boundaries), a line's end when one comes within ``LINE_END_WINDOW_S`` of the earliest,
+so a host is rarely cut mid-line.
+
+Contract: ``splice_point``, ``kept_history`` and ``kept_pace`` are pure functions of the
+voiced segments (in clock order, contiguous); ``Splicer`` runs on the event loop.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Protocol
+
+from models.protocols import DialogueLine
+from models.script.text import word_count
+from pipelines.config import QuestionsSpec
+from pipelines.playout import clock
+from pipelines.questions import Question, QuestionBoard
+from pipelines.segments import VoicedSegment
+
+#: A line's end this close after the earliest point is worth waiting for over a cut mid-line.
+LINE_END_WINDOW_S = 3.0
+
+
+def splice_point(voiced: Sequence[VoicedSegment], earliest: int) -> int | None:
+    """The clock sample to splice at: a voiced segment's end at or after ``earliest``
+    (None when nothing voiced reaches that far yet)."""
+    ends = [(v.start + v.n_samples, v.seg.ends_line) for v in voiced if v.start + v.n_samples >= earliest]
+    if not ends:
+        return None
+    window = earliest + clock.to_samples(LINE_END_WINDOW_S)
+    line_end = next((end for end, ends_line in ends if ends_line and end <= window), None)
+    return line_end if line_end is not None else ends[0][0]
+
+
+def kept_history(kept: Sequence[VoicedSegment]) -> tuple[DialogueLine, ...]:
+    """The script as it will have played up to the splice: the kept segments joined back
+    into lines (a line cut at the splice keeps the part that was voiced)."""
+    lines: list[DialogueLine] = []
+    for v in kept:
+        seg = v.seg
+        if lines and lines[-1].index == seg.line_index:
+            last = lines[-1]
+            lines[-1] = DialogueLine(index=last.index, speaker=last.speaker, text=f"{last.text} {seg.text}",
+                                     question=last.question)
+        else:
+            lines.append(DialogueLine(index=seg.line_index, speaker=seg.speaker_name, text=seg.text,
+                                      question=seg.question))
+    return tuple(lines)
+
+
+def kept_pace(kept: Sequence[VoicedSegment]) -> tuple[int, float, float]:
+    """Words and seconds voiced in ``kept``, and the seconds of them that answered viewers."""
+    words = sum(word_count(v.seg.text) for v in kept)
+    seconds = sum(v.n_samples for v in kept) / clock.CLOCK_RATE
+    aside = sum(v.n_samples for v in kept if v.seg.question) / clock.CLOCK_RATE
+    return words, seconds, aside
+
+
+class Spliceable(Protocol):
+    """What the splicer needs of the episode runtime."""
+
+    script_ended: bool
+    voiced: list[VoicedSegment]
+
+    def furthest(self) -> int: ...
+
+    async def splice(self, at: int, question: Question) -> None: ...
+
+
+class Splicer:
+    """Takes an episode's questions one at a time and splices each into its script.
+
+    A question waits while another is being answered; it is answered once the first
+    segment after its lines (the show again) is voiced, or declined when the writer gave up
+    on it or no splice point came in time. A later splice never cuts into an answer.
+    """
+
+    def __init__(self, episode: Spliceable, board: QuestionBoard, spec: QuestionsSpec) -> None:
+        self.episode = episode
+        self.board = board
+        self.spec = spec
+        #: The question being answered, and why the writer gave up on it ("" if it did not).
+        self.answering: Question | None = None
+        self.gave_up = ""
+        #: Where the last answer's voiced lines end: a splice never cuts before it.
+        self.floor = 0
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self.board.listeners.append(self._changed)
+
+    def stop(self, reason: str) -> None:
+        """No more questions for this episode: waiting ones are declined with ``reason``."""
+        self.board.close(reason)
+        if self._changed in self.board.listeners:
+            self.board.listeners.remove(self._changed)
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    def voiced(self, segment: VoicedSegment) -> None:
+        """A segment was voiced: an answer's moves the floor, the show's settles the answer."""
+        if segment.seg.question:
+            self.floor = segment.end
+        else:
+            self.settle()
+
+    def settle(self) -> None:
+        """The question being answered is answered (or declined, if the writer gave up)."""
+        question, self.answering = self.answering, None
+        if question is None:
+            return
+        if self.gave_up:
+            self.board.declined(question, self.gave_up)
+        else:
+            self.board.answered(question)
+        self.gave_up = ""
+
+    def _changed(self, _question: Question) -> None:
+        if self._task is not None or self.answering is not None or self.board.busy:
+            return
+        if self.board.next_queued() is not None and not self.episode.script_ended:
+            self._task = asyncio.create_task(self._splice_next(), name="splice")
+
+    async def _splice_next(self) -> None:
+        question = self.board.next_queued()
+        try:
+            if question is None:
+                return
+            at = await self._point()
+            if question.status != "queued":
+                return  # declined meanwhile (the episode is ending)
+            if at is None:
+                self.board.declined(question, "the episode had no room left for it")
+                return
+            self.answering, self.gave_up = question, ""
+            await self.episode.splice(at, question)
+        finally:
+            self._task = None
+        self._changed(question)
+
+    async def _point(self) -> int | None:
+        """The earliest voiced boundary ahead of every viewer by the splice margin (waits for
+        the voices to get there; None if the script ends or it takes too long)."""
+        margin = clock.to_samples(self.spec.splice_margin_s)
+        give_up = time.monotonic() + self.spec.answer_timeout_s
+        while not self.episode.script_ended and time.monotonic() < give_up:
+            at = splice_point(self.episode.voiced, max(self.episode.furthest() + margin, self.floor))
+            if at is not None:
+                return at
+            await asyncio.sleep(0.05)
+        return None

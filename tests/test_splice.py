@@ -1,0 +1,142 @@
+"""A viewer's question spliced into an episode that is playing: real models and worker pools.
+
+A simulated viewer plays the episode's buffer in real time from its first words (a real
+``Playhead`` reading audio at the clock's pace). Questions are asked mid-episode; the
+checks: the splice point is ahead of the viewer by the margin; what was dropped never
+reached the viewer; the buffer, the transcript and the runtime's lines agree; the
+question is read out, answered and the show goes back to its topic; a second question
+asked while the first is answered goes in after the first answer; the episode ends
+with every segment.
+"""
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+from conftest import run_async
+
+from pipelines.config import load_deployment, load_workflow
+from pipelines.playout import clock
+from pipelines.playout.buffer import Playhead, PlayoutBuffer
+from pipelines.playout.transcript import TranscriptBuilder
+from pipelines.questions import QuestionBoard
+from pipelines.segments import EpisodeRequest, VoicedSegment
+from pipelines.stages.models_loaded import load_models
+from pipelines.stages.pools import StagePools
+from pipelines.stages.runtime import EpisodeRuntime
+from pipelines.stages.splice import kept_history, splice_point
+
+CHUNK = clock.AUDIO_PACKET
+
+
+def _voiced(line: int, start: int, seconds: float, ends_line: bool, index: int = 0) -> VoicedSegment:
+    from pipelines.segments import SegmentText
+
+    n = clock.to_samples(seconds)
+    seg = SegmentText(index=index, line_index=line, speaker=line % 2, speaker_name=("Alex", "Sam")[line % 2],
+                      text=f"line {line} part {index}.", ends_line=ends_line)
+    return VoicedSegment(seg=seg, start=start, n_samples=n, speech_samples=n, pcm=np.zeros(n, np.float32),
+                         phonemes=())
+
+
+def _timeline(parts: list[tuple[int, float, bool]]) -> list[VoicedSegment]:
+    out, at = [], 0
+    for i, (line, seconds, ends) in enumerate(parts):
+        out.append(_voiced(line, at, seconds, ends, i))
+        at += out[-1].n_samples
+    return out
+
+
+def test_the_splice_point_is_the_first_boundary_after_the_earliest_preferring_a_line_end() -> None:
+    voiced = _timeline([(0, 2.0, False), (0, 2.0, True), (1, 2.0, False), (1, 1.0, False), (1, 1.0, True)])
+    s = clock.to_samples
+    # 2.5 s: the next boundary is line 0's end at 4 s.
+    assert splice_point(voiced, s(2.5)) == s(4.0)
+    # 5 s: line 1 ends at 8 s, within the window: better than cutting it at 6 s.
+    assert splice_point(voiced, s(5.0)) == s(8.0)
+    assert splice_point(voiced, s(4.5)) == s(6.0)  # its end is past the window: cut at the clause
+    assert splice_point(voiced, s(8.5)) is None  # nothing voiced that far yet
+    kept = [v for v in voiced if v.start < s(6.0)]
+    history = kept_history(kept)
+    assert [(line.index, line.text) for line in history] == [
+        (0, "line 0 part 0. line 0 part 1."), (1, "line 1 part 2.")]
+
+
+async def _watch_and_ask(asks: list[float], duration_s: float) -> dict:
+    """Generate an episode while a viewer plays it; ask at these seconds of playback."""
+    base = load_deployment()
+    deployment = base.model_copy(update={"questions": base.questions.model_copy(
+        update={"per_viewer_interval_s": 0.0, "max_lead_s": 12.0})})
+    models = load_models(deployment, load_workflow())
+    pools = StagePools.for_deployment(deployment)
+    buffer, transcript = PlayoutBuffer(), TranscriptBuilder()
+    board = QuestionBoard(deployment.questions)
+    playhead = Playhead(buffer)
+    played: list[tuple[int, bytes]] = []  # (position, audio) as the viewer heard it
+    splices: list[tuple[int, int]] = []  # (at, viewer position then)
+
+    def on_splice(at: int) -> None:
+        splices.append((at, playhead.position))
+        buffer.truncate(at)
+        transcript.truncate(at)
+
+    runtime = EpisodeRuntime(models, deployment, pools, EpisodeRequest(topic="how bread rises", duration_s=duration_s),
+                             questions=board, viewers_at=buffer.furthest, on_splice=on_splice)
+
+    async def produce() -> None:
+        async for segment in runtime.run():
+            buffer.append(segment)
+            transcript.add(segment)
+        buffer.finish()
+
+    async def watch() -> None:
+        asked = 0
+        while not playhead.ended:
+            before = playhead.position
+            audio = playhead.next_audio(CHUNK).tobytes()
+            position = playhead.position - CHUNK
+            if playhead.position != before:
+                played.append((position, audio))  # content heard (not a wait or a stall)
+            if playhead.started and asked < len(asks) and position >= clock.to_samples(asks[asked]):
+                board.ask(f"Question number {asked + 1}: does salt slow the yeast down?", "Maya", "viewer")
+                asked += 1
+            await asyncio.sleep(CHUNK / clock.CLOCK_RATE)
+
+    try:
+        await asyncio.wait_for(asyncio.gather(produce(), watch()), 400)
+    finally:
+        pools.shutdown()
+    return {"buffer": buffer, "transcript": transcript, "board": board, "played": played, "splices": splices,
+            "runtime": runtime, "playhead": playhead, "margin": clock.to_samples(deployment.questions.splice_margin_s)}
+
+
+@pytest.mark.models
+@pytest.mark.slow
+def test_questions_are_spliced_ahead_of_the_viewer_and_answered() -> None:
+    result = run_async(_watch_and_ask([6.0, 7.0], duration_s=45.0))
+    buffer, board, transcript = result["buffer"], result["board"], result["transcript"]
+    first, second = board.questions
+    assert (first.status, second.status) == ("answered", "answered"), [q.to_dict() for q in board.questions]
+    # Each splice went in ahead of the viewer by the margin, the second after the first answer.
+    assert len(result["splices"]) == 2
+    for at, viewer_at in result["splices"]:
+        assert at >= viewer_at + result["margin"] - CHUNK
+    assert second.media_start > first.media_start
+    # The buffer is contiguous and what the viewer heard is what the buffer finally holds.
+    ends = [s.end for s in buffer.segments]
+    assert [s.start for s in buffer.segments[1:]] == ends[:-1]
+    for position, audio in result["played"]:
+        if position + CHUNK <= buffer.end and any(s.start <= position < s.end for s in buffer.segments):
+            assert audio == buffer.audio(position, CHUNK).tobytes(), f"heard dropped audio at {position}"
+    # The transcript, the buffer and the runtime's lines agree; each question is read, answered, left.
+    lines = transcript.lines()
+    assert [line["text"] for line in lines] == [line.text for line in result["runtime"].lines]
+    for question in (first, second):
+        own = [line for line in lines if line.get("question") == question.id]
+        assert own[0]["text"].startswith("Maya from the chat asks: Question number")
+        assert own[0]["start"] == question.media_start
+        assert len(own) >= 3 and own[-1]["text"].startswith("Now, back to how bread rises")
+    assert [line["index"] for line in lines] == list(range(len(lines)))
+    assert buffer.segments[-1].kind == "outro"
+    assert result["playhead"].stats.stalls == 0
