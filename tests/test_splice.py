@@ -49,14 +49,14 @@ def _timeline(parts: list[tuple[int, float, bool]]) -> list[VoicedSegment]:
 
 
 def test_the_splice_point_is_the_first_boundary_after_the_earliest_preferring_a_line_end() -> None:
-    voiced = _timeline([(0, 2.0, False), (0, 2.0, True), (1, 2.0, False), (1, 1.0, False), (1, 1.0, True)])
+    voiced = _timeline([(0, 2.0, False), (0, 2.0, True), (1, 2.0, False), (1, 0.5, False), (1, 0.5, True)])
     s = clock.to_samples
     # 2.5 s: the next boundary is line 0's end at 4 s.
     assert splice_point(voiced, s(2.5)) == s(4.0)
-    # 5 s: line 1 ends at 8 s, within the window: better than cutting it at 6 s.
-    assert splice_point(voiced, s(5.0)) == s(8.0)
-    assert splice_point(voiced, s(4.5)) == s(6.0)  # its end is past the window: cut at the clause
-    assert splice_point(voiced, s(8.5)) is None  # nothing voiced that far yet
+    # 6.1 s: line 1 ends at 7 s, within the window: better than cutting it at 6.5 s.
+    assert splice_point(voiced, s(6.1)) == s(7.0)
+    assert splice_point(voiced, s(5.5)) == s(6.0)  # its end is past the window: cut at the clause
+    assert splice_point(voiced, s(7.5)) is None  # nothing voiced that far yet
     kept = [v for v in voiced if v.start < s(6.0)]
     history = kept_history(kept)
     assert [(line.index, line.text) for line in history] == [

@@ -56,8 +56,8 @@ class PlayoutBuffer:
         reached): the episode goes on differently from there (a viewer's question)."""
         if at >= self.end:
             return
-        if at not in self._starts or (self.furthest() or 0) > at:
-            raise ValueError(f"cannot cut at {at}: not a segment boundary ahead of every viewer")
+        if at not in self._starts:
+            raise ValueError(f"cannot cut at {at}: not a segment boundary")
         keep = self._starts.index(at)
         del self.segments[keep:], self._starts[keep:]
         self.end = at

@@ -118,6 +118,8 @@ class EpisodeRuntime:
         self._voiced_end = 0
         self._held: list[ReadySegment] = []
         self.script_ended = False
+        #: The archive holds everything before this clock sample: a splice never goes earlier.
+        self.archived_until = 0
         self.splicer = Splicer(self, questions, deployment.questions) if questions is not None else None
 
     def deadline(self, start: int) -> float:
@@ -183,21 +185,21 @@ class EpisodeRuntime:
         segmenter = Segmenter(self.hosts, spec.max_words, spec.first_max_words, spec.first_segments,
                               first_index=self.progress.written)
         stream = self.models.writer.stream(request)
-        error: EpisodeError | None = None
+        failure: Exception | None = None
         try:
             await self._read_script(stream, segmenter, out)
         except asyncio.CancelledError:
             _close(stream)  # a splice replaced this script
             raise
         except Exception as exc:  # noqa: BLE001 - raised below, once the speech stage is told
-            error = EpisodeError(f"script stage failed: {exc}")
+            failure = exc
         _close(stream)
         self._title_ready.set()
         self.progress.total = self.progress.written
         self._notify()
         await out.put(None)
-        if error is not None:
-            raise error from error.__cause__
+        if failure is not None:
+            raise EpisodeError(f"script stage failed: {failure}") from failure
 
     async def _read_script(self, stream: Iterator[ScriptEvent], segmenter: Segmenter, out: asyncio.Queue) -> None:
         done = object()
@@ -510,6 +512,13 @@ class EpisodeRuntime:
                 task.cancel()
 
     # -------------------------------------------------------------- viewers' questions
+    def settled(self) -> int:
+        """Content before this clock sample can no longer be replaced by a splice: what the
+        furthest viewer has played, or, with nobody watching, everything handed over."""
+        at = self._viewers_at()
+        ready = self._ready_end or 0
+        return ready if at is None else min(at, ready)
+
     def furthest(self) -> int:
         """The furthest clock sample a viewer has played; with no viewer, where one who
         started at the first words would be now."""

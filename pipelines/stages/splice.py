@@ -27,7 +27,7 @@ from pipelines.questions import Question, QuestionBoard
 from pipelines.segments import VoicedSegment
 
 #: A line's end this close after the earliest point is worth waiting for over a cut mid-line.
-LINE_END_WINDOW_S = 3.0
+LINE_END_WINDOW_S = 1.0
 
 
 def splice_point(voiced: Sequence[VoicedSegment], earliest: int) -> int | None:
@@ -70,6 +70,7 @@ class Spliceable(Protocol):
 
     script_ended: bool
     voiced: list[VoicedSegment]
+    archived_until: int
 
     def furthest(self) -> int: ...
 
@@ -153,7 +154,8 @@ class Splicer:
         margin = clock.to_samples(self.spec.splice_margin_s)
         give_up = time.monotonic() + self.spec.answer_timeout_s
         while not self.episode.script_ended and time.monotonic() < give_up:
-            at = splice_point(self.episode.voiced, max(self.episode.furthest() + margin, self.floor))
+            earliest = max(self.episode.furthest() + margin, self.floor, self.episode.archived_until)
+            at = splice_point(self.episode.voiced, earliest)
             if at is not None:
                 return at
             await asyncio.sleep(0.05)
