@@ -441,7 +441,8 @@ class LlamaCppWriter:
                 line = yield from self._one_line(run, label, cues[0] if k == 0 else "", self.max_line_tokens,
                                                  Phase.BODY, self.min_body_words)
                 if line is None:
-                    declined = "the model could not write an answer"
+                    # Half an answer stands (the bridge follows); none at all is declined.
+                    declined = "" if k else "the model could not write an answer"
                     break
                 run.transcript.append(f"{label}: {line.text}\n")
         except Exception as exc:

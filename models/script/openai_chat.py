@@ -12,11 +12,20 @@ wrap-up and the goodbye. A model that stops early is asked to continue; a
 goodbye that comes far too early is held back and, if the stream really ends
 there, replaced by a continuation.
 
+A resumed stream (``ScriptRequest.history``) goes on from the lines already
+played: they are sent as the transcript so far and count against the budget. A
+viewer's question (``ScriptRequest.question``) is read out by the writer itself,
+verbatim, and answered in a follow-up request (``models/script/openai_resume.py``);
+if no answer comes, a canned one is said and ``QuestionDeclined`` follows.
+
 Contract: ``OpenAIChatWriter.stream`` yields ``ShowTitle``, ``HostsAnnounced``,
 alternating ``DialogueLine``s ending with a goodbye, and exactly one
-``ScriptEnd``. It raises ``ScriptWriterError`` only when the endpoint fails
-before anything was yielded (the caller can still pick another writer); a
-later failure ends the episode with a goodbye and a reason that names it.
+``ScriptEnd``; a resumed stream yields no ``ShowTitle``/``HostsAnnounced`` and
+numbers its lines on from the history (``models/protocols.py``, ``ScriptWriter``).
+It raises ``ScriptWriterError`` only when the endpoint fails before anything was
+yielded in a fresh episode (the caller can still pick another writer); a later
+failure, or any failure in a resumed one, ends the episode with a goodbye and a
+reason that names it.
 """
 from __future__ import annotations
 
@@ -25,7 +34,7 @@ import json
 import logging
 import time
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -33,12 +42,15 @@ import httpx
 from models.protocols import (
     DialogueLine,
     HostsAnnounced,
+    QuestionDeclined,
     ScriptEnd,
     ScriptEvent,
     ScriptRequest,
     ShowTitle,
+    ViewerQuestion,
 )
 from models.script.episode import ending_reserve
+from models.script.openai_resume import AnswerShaper, answer_tokens, question_messages
 from models.script.parser import ScriptParser
 from models.script.prompts import (
     CANNED_SIGN_OFFS,
@@ -47,6 +59,7 @@ from models.script.prompts import (
     example_lines,
     example_transcript_with_ending,
 )
+from models.script.questions import canned_answer, reading_line
 from models.script.repetition import ECHO_LIMIT
 from models.script.text import (
     is_ending_line,
@@ -114,8 +127,12 @@ class _Episode:
     request: ScriptRequest
     reserve: int
     fallback_title: str
+    #: The topic as sanitised for prompts (the bridge back to it names it).
+    topic: str = ""
     title: str = ""
+    #: Also True from the start of a resumed episode: its title was shown long ago.
     title_sent: bool = False
+    #: The whole episode: the history of a resumed one, then what this stream adds.
     lines: list[DialogueLine] = field(default_factory=list)
 
     @property
@@ -325,18 +342,25 @@ class OpenAIChatWriter:
     def stream(self, request: ScriptRequest) -> Iterator[ScriptEvent]:
         """Yield ShowTitle, HostsAnnounced, alternating DialogueLines, then one ScriptEnd.
 
-        Raises ``ScriptWriterError`` only if the endpoint fails before anything was
-        yielded; a failure later ends the episode with a goodbye and a ScriptEnd
-        whose reason names the error.
+        A resumed request (``history``) yields no title and no hosts: its lines go on
+        from the history, which counts against the budget; a ``question`` is read out,
+        answered and bridged first (``_answer_question``). Raises ``ScriptWriterError``
+        only if the endpoint fails before anything was yielded in a fresh episode; a
+        failure later, or in a resumed episode (the viewers are already watching it),
+        ends the episode with a goodbye and a ScriptEnd whose reason names the error.
         """
         stats = OpenAIStreamStats(started=time.perf_counter())
         self.last_stats = stats
         hosts = (request.hosts[0], request.hosts[1])
         topic = sanitize_topic(request.topic)
         budget = request.word_budget
-        ep = _Episode(hosts, request, reserve=ending_reserve(budget), fallback_title=title_from_topic(topic))
+        ep = _Episode(hosts, request, reserve=ending_reserve(budget), fallback_title=title_from_topic(topic),
+                      topic=topic, title_sent=bool(request.history), lines=list(request.history))
+        base = self._messages(topic, hosts, budget)
         try:
-            reason = yield from self._rounds(ep, self._messages(topic, hosts, budget), stats)
+            if request.question is not None:
+                yield from self._answer_question(ep, base, stats, request.question)
+            reason = yield from self._rounds(ep, base, stats)
         except ScriptWriterError as exc:
             if not ep.title_sent:
                 raise
@@ -349,7 +373,7 @@ class OpenAIChatWriter:
             canned = DialogueLine(len(ep.lines), hosts[ep.next_host()], CANNED_SIGN_OFFS[0])
             yield from self._emit_lines(ep, [canned])
         stats.total_s = time.perf_counter() - stats.started
-        stats.words = ep.words
+        stats.words = ep.words  # the whole episode's, history included
         stats.lines = len(ep.lines)
         log.info("episode done: %d lines, %d/%d words, %d requests", stats.lines, stats.words, ep.budget, stats.requests)
         yield ScriptEnd(reason=reason)
@@ -366,11 +390,15 @@ class OpenAIChatWriter:
         reason = "budget"
         current = Round.BODY
         for round_no in range(self.max_rounds + 1):
+            if current is Round.BODY and ep.lines and ep.words >= ep.body_target:
+                current = Round.ENDING  # resumed (or answered a question) with the body already spent
             if current is Round.ENDING:
                 yield from self._read_round(ep, base + self._ending_request(ep), 40, stats, Round.ENDING)
                 break
             remaining = ep.budget - ep.words
-            messages = base if round_no == 0 else base + self._continue_request(ep, remaining)
+            # Something said already (a resumed episode too): the model continues the transcript.
+            fresh = round_no == 0 and not ep.lines
+            messages = base if fresh else base + self._continue_request(ep, remaining)
             result = yield from self._read_round(ep, messages, remaining + ep.reserve, stats, Round.BODY)
             if result is RoundEnd.ENDED:
                 return "model_finished"
@@ -421,11 +449,61 @@ class OpenAIChatWriter:
             if not ep.title_sent:
                 yield from self._send_title(ep, None)
             # Re-index: lines held back and dropped in an earlier round leave no gap.
-            line = DialogueLine(index=len(ep.lines), speaker=line.speaker, text=line.text)
+            line = replace(line, index=len(ep.lines))
             ep.lines.append(line)
             if self.last_stats.first_line_s is None:
                 self.last_stats.first_line_s = time.perf_counter() - self.last_stats.started
             yield line
+
+    def _say(self, ep: _Episode, text: str, question: str) -> Iterator[ScriptEvent]:
+        """One line of the question's part, by the next host whatever the model labelled it."""
+        yield from self._emit_lines(ep, [DialogueLine(0, ep.hosts[ep.next_host()], text, question=question)])
+
+    def _answer_question(
+        self, ep: _Episode, base: list[dict[str, str]], stats: OpenAIStreamStats, question: ViewerQuestion
+    ) -> Iterator[ScriptEvent]:
+        """Read the question out, have it answered, then bridge back to the topic.
+
+        The reading is the writer's own line, emitted as it is: the question is never
+        parsed, so it cannot add lines or change who speaks. The answer comes from one
+        follow-up request (``openai_resume``). Without an answer (endpoint error, timeout,
+        nothing usable) the answering host says ``canned_answer()``, a
+        ``QuestionDeclined`` follows (its reason is shown to viewers: no URL, no details),
+        then the bridge's cue alone; with an answer but no bridge, the cue alone too.
+        Never raises: a viewer's question cannot end the show.
+        """
+        reader = ep.hosts[ep.next_host()]
+        yield from self._say(ep, reading_line(question.text, question.name), question.id)
+        answerer = ep.hosts[ep.next_host()]
+        messages = base + question_messages(self._transcript(ep), question, ep.topic, reader, answerer)
+        parser = ScriptParser(
+            ep.hosts,
+            max_line_words=self.max_line_words,
+            accept_title=False,
+            seen_lines=example_lines(self.show_name)[1:] + [line.text for line in ep.lines],
+            first_index=len(ep.lines),
+            last_speaker=reader,
+            # No echo limit: an answer takes up the question's words on purpose; repeats are still dropped.
+        )
+        shaper = AnswerShaper(question, ep.topic)
+        stats.requests += 1
+        error = ""
+        max_tokens = min(answer_tokens(), self.max_tokens) if self.max_tokens else answer_tokens()
+        deltas = self._post_stream(messages, max_tokens)
+        try:
+            for text in shaper.lines((delta for delta, _finish in deltas), parser):
+                yield from self._say(ep, text, question.id)
+        except ScriptWriterError as exc:
+            log.warning("no answer to viewer question %s: %s", question.id, exc)
+            error = "the model failed (timed out)" if "timed out" in str(exc) else "the model failed (endpoint error)"
+        finally:
+            deltas.close()  # stop generating once the bridge is read
+        stats.dropped += [f"{r}: {t}" for r, t in parser.dropped] + [f"early bridge: {t}" for t in shaper.skipped]
+        if shaper.answers == 0:
+            yield from self._say(ep, canned_answer(), question.id)
+            yield QuestionDeclined(question_id=question.id, reason=error or "the model could not write an answer")
+        if not shaper.bridged:
+            yield from self._say(ep, shaper.bridge_cue, question.id)
 
     def _read_round(
         self,
