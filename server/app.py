@@ -1,4 +1,4 @@
-"""The HTTP application: routers for episodes, media, viewers, operations and pages over one server state.
+"""The HTTP application: routers for episodes, media, viewers, questions, operations and pages over one server state.
 
 Models are loaded and warmed before the server reports ready, so a request never
 pays a load cost. Observability (running totals, the Prometheus registry, the
@@ -20,7 +20,7 @@ from server.observability.middleware import RefusalCounter
 from server.observability.pricing import load_pricing
 from server.observability.prometheus import make_registry
 from server.problems import install_problem_handlers
-from server.routes import episodes, media, operations, pages, shares, viewers
+from server.routes import episodes, media, operations, pages, questions, shares, viewers
 from server.state import WEB_DIR, ServerState, Settings
 
 #: Request bodies above this are refused with 413 before they are read.
@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None, pricing_path: str | Path | None
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     _install_observability(app, state, pricing_path)
-    for module in (operations, episodes, media, viewers, shares, pages):
+    for module in (operations, episodes, media, viewers, questions, shares, pages):
         app.include_router(module.router)
     return app
 

@@ -1,4 +1,4 @@
-"""Request bodies of the REST API, validated by pydantic: a bad field is a 422 naming it."""
+"""Request and response bodies of the REST API, validated by pydantic: a bad field is a 422 naming it."""
 from __future__ import annotations
 
 from typing import Literal
@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipelines.config import Policy
 from server.episodes.episode import Visibility
+from server.questions import MAX_RAW_NAME_CHARS, MAX_RAW_TEXT_CHARS
 from server.shares import MAX_TTL_S
 
 
@@ -64,3 +65,33 @@ class ShareCreate(BaseModel):
 
     ttl_s: float | None = Field(None, ge=1, le=MAX_TTL_S,
                                 description="Seconds the link stays valid (default: the server's, STREAMWISE_SHARE_TTL_S)")
+
+
+class QuestionCreate(BaseModel):
+    """A viewer's question to an episode's hosts."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
+
+    text: str = Field(max_length=MAX_RAW_TEXT_CHARS,
+                      description="The question; at most 280 characters once control characters and markup "
+                                  "are removed (the deployment's questions.max_chars)")
+    name: str | None = Field(None, max_length=MAX_RAW_NAME_CHARS,
+                             description="How the host names the asker (\"Maya from the chat asks\"); optional")
+
+
+class QuestionOut(BaseModel):
+    """A question and where it stands."""
+
+    id: str
+    text: str = Field(description="The question as the host reads it (cleaned)")
+    name: str | None
+    status: Literal["queued", "answering", "answered", "declined"] = Field(
+        description="queued: waiting for its turn; answering: spliced into the show at media_s; "
+                    "answered: the hosts answered it; declined: not answered, see reason")
+    asked_at: float = Field(description="Unix time it was asked")
+    media_s: float | None = Field(description="Where in the episode the host reads it out (media seconds)")
+    reason: str | None = Field(description="Why it was declined")
+
+
+class QuestionList(BaseModel):
+    questions: list[QuestionOut]

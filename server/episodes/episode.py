@@ -1,6 +1,9 @@
-"""One episode as the server holds it: request, status, buffer, transcript, timeline and viewers' reports.
+"""One episode as the server holds it: request, status, buffer, transcript, timeline, viewers'
+reports and viewers' questions.
 
-``record()`` is what the store keeps; ``summary()`` what the API shows.
+``record()`` is what the store keeps; ``summary()`` what the API shows. ``ask`` takes a
+viewer's question (pipelines/questions.py); ``close_questions`` ends the asking when the
+episode ends or is cut short, with a reason the viewer is told.
 """
 from __future__ import annotations
 
@@ -11,8 +14,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from models.protocols import CLOCK_RATE
+from pipelines.config import QuestionsSpec
 from pipelines.playout.buffer import PlayoutBuffer
 from pipelines.playout.transcript import TranscriptBuilder
+from pipelines.questions import Question, QuestionBoard, QuestionsClosed
 from pipelines.segments import EpisodeRequest
 from pipelines.spans import Timeline
 from pipelines.stages.runtime import EpisodeRuntime
@@ -23,6 +28,18 @@ STATUSES = ("queued", "generating", "finished", "failed", "cancelled", "interrup
 #: Who may watch an episode and where it is listed (server/ownership.py).
 Visibility = Literal["private", "unlisted", "public"]
 VISIBILITIES: tuple[Visibility, ...] = ("private", "unlisted", "public")
+
+#: Why an episode takes no more questions, by the status it ended with (the viewer reads it).
+QUESTIONS_CLOSED = {
+    "finished": "the episode has finished; questions are answered while it plays. Start a new episode to ask yours",
+    "failed": "the episode stopped with an error; questions can't be answered",
+    "cancelled": "the episode was cancelled; questions can't be answered",
+    "interrupted": "the server stopped this episode before its end; questions can't be answered until it is re-run",
+}
+#: An episode deleted (or stopped) while it plays.
+QUESTIONS_CUT_SHORT = "the episode is being cut short; questions can't be answered"
+#: An episode still waiting for admission: nothing is promised before it plays.
+QUESTIONS_NOT_STARTED = "the episode is waiting for its turn to start; ask again once it is playing"
 
 
 @dataclass
@@ -54,6 +71,8 @@ class Episode:
     visibility: Visibility = "unlisted"
     #: Its share links, revoked ones included (server/shares.py).
     shares: list[Share] = field(default_factory=list)
+    #: Viewers' questions; the manager builds it from the deployment's ``questions:``.
+    questions: QuestionBoard = field(default_factory=lambda: QuestionBoard(QuestionsSpec()))
     _replay_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def record(self) -> dict[str, Any]:
@@ -77,6 +96,7 @@ class Episode:
             "viewer_stats": self.viewer_stats[-50:],
             "transcript": {"title": self.transcript.title, "hosts": list(self.transcript.hosts), "segments": self.transcript.segments},
             "spans": self.timeline.to_list(),
+            "questions": [q.to_dict() for q in self.questions.questions],
         }
 
     _restored_buffered_s: float = 0.0
@@ -117,6 +137,38 @@ class Episode:
             },
             "viewers": self.viewers,
             "stalls": _stall_summary(self.viewer_stats),
+            "questions": self.questions_state(),
+        }
+
+    # ------------------------------------------------------------------ viewers' questions
+    def ask(self, text: str, name: str | None, asker: str) -> Question:
+        """Take a viewer's question; raises what ``QuestionBoard.ask`` raises, and
+        ``QuestionsClosed`` while the episode waits for admission (with questions on)."""
+        if self.status == "queued" and self.questions.spec.enabled:
+            raise QuestionsClosed(QUESTIONS_NOT_STARTED)
+        return self.questions.ask(text, name, asker)
+
+    def close_questions(self, reason: str | None = None) -> None:
+        """No more questions: ``reason``, or the one for the episode's status. Queued ones are
+        declined; one still being answered counts as answered if the episode finished (its
+        answer is in the archive), else declined."""
+        reason = reason or QUESTIONS_CLOSED.get(self.status, QUESTIONS_CUT_SHORT)
+        self.questions.close(reason)
+        for question in [q for q in self.questions.questions if q.status == "answering"]:
+            if self.status == "finished":
+                self.questions.answered(question)
+            else:
+                self.questions.declined(question, reason)
+
+    def questions_state(self) -> dict[str, Any]:
+        """What a page needs to show the question box: on or off (and why), open or closed (and why)."""
+        spec = self.questions.spec
+        return {
+            "enabled": spec.enabled,
+            "disabled_reason": None if spec.enabled else spec.disabled_reason,
+            "closed": self.questions.closed,
+            "max_chars": spec.max_chars,
+            "asked": len(self.questions.questions),
         }
 
 

@@ -21,6 +21,7 @@ from pipelines.config import Deployment
 from pipelines.playout.archive import Mp4Writer
 from pipelines.playout.encoding import OpusStream
 from pipelines.playout.replay import segments_from_archive
+from pipelines.questions import QuestionBoard
 from pipelines.segments import EpisodeError, EpisodeRequest, ReadySegment
 from pipelines.stages.models_loaded import LoadedModels
 from pipelines.stages.pools import StagePools
@@ -72,6 +73,9 @@ class EpisodeManager:
         self.episodes: dict[str, Episode] = {}
         # x264 encoding of the archive must never block the event loop that paces WebRTC.
         self._archive_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sw-archive")
+        #: Per episode, the segments handed over but not archived yet: a viewer's question
+        #: may still replace them (written once a viewer has played past them).
+        self._unarchived: dict[str, list[ReadySegment]] = {}
         self._stopping = False
         self.signer = ShareSigner(load_secret(media_dir, dict(os.environ)))
         self.admission = AdmissionLoop(deployment, pools, media_dir, self.episodes, self._start)
@@ -163,7 +167,8 @@ class EpisodeManager:
                 raise Overloaded(verdict or self.admit(), queue_full=wait)
         episode_id = episode_id or secrets.token_urlsafe(12)
         episode = Episode(id=episode_id, request=request, directory=self.media_dir / episode_id, owner=owner,
-                          visibility=visibility, shares=shares or [])
+                          visibility=visibility, shares=shares or [],
+                          questions=QuestionBoard(self.deployment.questions))
         episode.directory.mkdir(parents=True, exist_ok=True)
         episode.transcript.hosts = tuple(h.name for h in self.deployment.hosts)
         self.episodes[episode_id] = episode
@@ -178,8 +183,11 @@ class EpisodeManager:
         self.admission.learn()
         episode.status = "generating"
         episode.started = time.monotonic()
+        takes_questions = self.deployment.questions.enabled
         episode.runtime = EpisodeRuntime(
-            self.models, self.deployment, self.pools, episode.request, timeline=episode.timeline
+            self.models, self.deployment, self.pools, episode.request, timeline=episode.timeline,
+            questions=episode.questions if takes_questions else None, viewers_at=episode.buffer.furthest,
+            on_splice=lambda at: self._on_splice(episode, at),
         )
         episode.buffer.hold_until_finished = episode.runtime.policy == "batch"
         episode.buffer.opus = OpusStream() if self.deployment.runtime.shared_encoding else None
@@ -260,7 +268,8 @@ class EpisodeManager:
         try:
             async for segment in runtime.run():
                 self._on_segment(episode, segment)
-                await loop.run_in_executor(self._archive_pool, writer.write, segment)
+                await self._archive(episode, writer, runtime.settled() if runtime.splicer else None)
+            await self._archive(episode, writer, None, final=True)
             episode.title = runtime.title
             await loop.run_in_executor(self._archive_pool, writer.close)
             episode.transcript.title = runtime.title
@@ -288,7 +297,29 @@ class EpisodeManager:
             episode.buffer.finish(episode.error)
             await loop.run_in_executor(self._archive_pool, writer.abort)
         finally:
+            self._unarchived.pop(episode.id, None)
+            episode.close_questions()
             self._save(episode)
+
+    async def _archive(self, episode: Episode, writer: Mp4Writer, settled: int | None, final: bool = False) -> None:
+        """Write the segments no splice can replace any more into the MP4 archive: those a
+        viewer has played past (``settled``; None: every one, as when questions are off),
+        and all that is left once the episode is complete."""
+        loop = asyncio.get_running_loop()
+        pending = self._unarchived.setdefault(episode.id, [])
+        while pending and (final or settled is None or pending[0].end <= settled):
+            segment = pending.pop(0)
+            if episode.runtime is not None:
+                episode.runtime.archived_until = segment.end  # no splice reaches back into the archive
+            await loop.run_in_executor(self._archive_pool, writer.write, segment)
+
+    def _on_splice(self, episode: Episode, at: int) -> None:
+        """A viewer's question goes in at clock sample ``at``: what was handed over from
+        there on is dropped before anyone plays it (buffer, transcript, archive queue)."""
+        episode.buffer.truncate(at)
+        episode.transcript.truncate(at)
+        pending = self._unarchived.get(episode.id, [])
+        pending[:] = [s for s in pending if s.start < at]
 
     def _on_segment(self, episode: Episode, segment: ReadySegment) -> None:
         now = round(time.monotonic() - episode.created, 3)
@@ -300,6 +331,7 @@ class EpisodeManager:
             episode.title = episode.runtime.title
         episode.buffer.append(segment)
         episode.transcript.add(segment)
+        self._unarchived.setdefault(episode.id, []).append(segment)
 
     async def shutdown(self) -> None:
         """Stop generating; what was running is kept as interrupted, ready to re-run."""
@@ -310,6 +342,7 @@ class EpisodeManager:
             queued.error = ("the server shut down while this episode waited for capacity; "
                             f"re-run it with POST /api/episodes/{queued.id}/rerun")
             queued.buffer.finish(queued.error)
+            queued.close_questions()
             self._save(queued)
         for episode in list(self.episodes.values()):
             if episode.task and not episode.task.done():

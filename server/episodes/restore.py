@@ -1,18 +1,23 @@
 """Episodes brought back from the store after a restart.
 
-A restored episode has its record (status, transcript, spans, viewers' reports) but
-an empty buffer: replays rebuild it from the MP4 archive on demand. One that was
-generating or queued when the server stopped is marked interrupted, ready to re-run.
+A restored episode has its record (status, transcript, spans, viewers' reports and
+questions) but an empty buffer: replays rebuild it from the MP4 archive on demand. One
+that was generating or queued when the server stopped is marked interrupted, ready to
+re-run. A restored episode takes no more questions: it is over.
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
+from pipelines.questions import Question, Status
 from pipelines.segments import EpisodeRequest
 from pipelines.spans import Span
 from server.episodes.episode import VISIBILITIES, Episode
 from server.shares import Share
+
+log = logging.getLogger(__name__)
 
 
 def episode_from_record(rec: dict[str, Any], media_dir: Path, hosts: tuple[str, ...]) -> Episode:
@@ -44,7 +49,23 @@ def episode_from_record(rec: dict[str, Any], media_dir: Path, hosts: tuple[str, 
     episode.transcript.segments = list(tr.get("segments") or [])
     for span in rec.get("spans") or []:
         episode.timeline.add(Span(**span))
+    episode.questions.questions = _questions(rec.get("questions") or [], episode.id)
     return episode
+
+
+def _questions(stored: list[Any], episode_id: str) -> list[Question]:
+    """The stored questions that can be read; one that cannot is left out (it never loses the episode)."""
+    questions = []
+    for data in stored:
+        try:
+            question = Question.from_dict(data)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            log.warning("episode %s: leaving out a stored question that cannot be read", episode_id)
+            continue
+        if question.status not in get_args(Status):
+            question.status = "declined"
+        questions.append(question)
+    return questions
 
 
 def settle(episode: Episode) -> bool:
@@ -61,4 +82,8 @@ def settle(episode: Episode) -> bool:
         changed = True
     if episode.status != "finished":
         episode.buffer.finish(episode.error)
+    # Questions still waiting (the server stopped first) are declined, with why.
+    if any(q.status in ("queued", "answering") for q in episode.questions.questions):
+        changed = True
+    episode.close_questions()
     return changed

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from server.episodes.episode import QUESTIONS_CUT_SHORT
 from server.episodes.manager import InsufficientStorage, Overloaded
 from server.observability.trace import chrome_trace
 from server.ownership import can_manage, listed
@@ -55,7 +56,9 @@ async def get_episode(state: StateDep, episode_id: str, request: Request) -> dic
 
 @router.delete("/{episode_id}", status_code=204)
 async def delete_episode(state: StateDep, episode_id: str, request: Request) -> PlainTextResponse:
-    _, who = manageable(state, request, episode_id)
+    episode, who = manageable(state, request, episode_id)
+    # First, so the viewers still connected are told why their questions will not be answered.
+    episode.close_questions(QUESTIONS_CUT_SHORT)
     await state.gateway.close_episode(episode_id)
     await manager_of(state).delete(episode_id, by=who.name)
     state.forget_fillers(episode_id)

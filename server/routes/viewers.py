@@ -1,4 +1,5 @@
-"""WebRTC viewers: the SDP offer/answer that starts a stream, and the stats players report back."""
+"""WebRTC viewers: the SDP offer/answer that starts a stream (its data channel also takes the
+viewer's questions), and the stats players report back."""
 from __future__ import annotations
 
 from typing import Any
@@ -15,6 +16,7 @@ from server.episodes.manager import EpisodeManager
 from server.routes.deps import StateDep, manager_of, watchable
 from server.schemas import SessionDescription, ViewerStats
 from server.state import ServerState
+from server.transport.asking import QuestionDesk
 from server.transport.webrtc import InvalidOffer, Viewer
 
 router = APIRouter(prefix="/api/episodes", tags=["webrtc"])
@@ -56,6 +58,7 @@ async def offer(state: StateDep, episode_id: str, body: SessionDescription, requ
             episode.id, body.sdp, body.type, Playhead(episode.buffer), quality.fps,
             lambda: waiting_card(state, mgr, episode, quality), on_close,
             size=(quality.width, quality.height), queue_status=lambda: mgr.queue_status(episode.id),
+            questions=QuestionDesk(ask=episode.ask, listeners=episode.questions.listeners),
         )
     except InvalidOffer as exc:
         raise HTTPException(400, f"sdp: {exc}") from None

@@ -35,6 +35,7 @@ from models.protocols import CLOCK_RATE
 from pipelines.playout.buffer import Playhead, PlayheadStats
 from pipelines.playout.encoding import AUDIO_FRAME, silence_packet
 from pipelines.playout.pixels import resize_i420
+from server.transport.asking import QuestionChannel, QuestionDesk
 from server.transport.shared_video import (
     Pick,
     SharedCursor,
@@ -283,6 +284,8 @@ class Viewer:
     playhead: Playhead
     created: float = field(default_factory=time.monotonic)
     closed: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Its questions over the data channel, once the page opened one (asking.py).
+    questions: QuestionChannel | None = None
 
 
 class WebRTCGateway:
@@ -310,7 +313,10 @@ class WebRTCGateway:
         on_close: Callable[[Viewer], None],
         size: tuple[int, int] | None = None,
         queue_status: Callable[[], dict[str, Any] | None] | None = None,
+        questions: QuestionDesk | None = None,
     ) -> tuple[Viewer, RTCSessionDescription]:
+        """Answer a viewer's SDP offer. ``queue_status`` tells a waiting viewer its place in the
+        admission queue; ``questions`` lets the viewer ask the hosts over its data channel."""
         if offer_type != "offer":
             raise InvalidOffer(f"type must be 'offer', got {offer_type!r}")
         if "m=" not in offer_sdp:
@@ -328,6 +334,10 @@ class WebRTCGateway:
 
         @pc.on("datachannel")
         def _channel(channel: Any) -> None:
+            if questions is not None and viewer.questions is None:  # one channel per viewer takes questions
+                viewer.questions = QuestionChannel(channel, questions, viewer.id)
+                channel.on("message", viewer.questions.on_message)
+                channel.on("close", viewer.questions.close)
             asyncio.ensure_future(_captions(channel, playhead, viewer, queue_status))
 
         try:
@@ -359,6 +369,8 @@ class WebRTCGateway:
         if viewer is None:
             return
         viewer.closed.set()
+        if viewer.questions is not None:
+            viewer.questions.close()
         self.recently_closed.append((viewer.id, viewer.playhead.stats))
         try:
             await viewer.pc.close()

@@ -1,5 +1,6 @@
-// The player: WebRTC from the server, captions and transcript over a data channel,
-// and the viewer's own measurements (TTFF, first speech, freezes, A/V skew) sent back.
+// The player: WebRTC from the server, captions and transcript over a data channel (which
+// also carries the viewer's questions, ask.js), and the viewer's own measurements (TTFF,
+// first speech, freezes, A/V skew) sent back.
 (function () {
   const cfg = window.STREAMWISE || {};
   const episode = cfg.episode;
@@ -20,6 +21,9 @@
   const mark = (name) => { m.marks[name] = Math.round(performance.now()); };
   window.streamwiseMetrics = m;
   const now = () => performance.now() / 1000;
+
+  // "Ask the hosts" (ask.js): over the data channel once it is open, the REST API before.
+  const ask = window.streamwiseAskBox ? window.streamwiseAskBox({ episode, shareQuery }) : null;
 
   unmute.addEventListener("click", () => { video.muted = false; video.play(); unmute.hidden = true; });
 
@@ -111,12 +115,14 @@
     pc.addTransceiver("video", { direction: "recvonly" });
     pc.addTransceiver("audio", { direction: "recvonly" });
     const channel = pc.createDataChannel("captions");
+    if (ask) ask.setChannel(channel);
     channel.onmessage = (ev) => {
       const msg = JSON.parse(ev.data);
       if (msg.type === "caption") showCaption(msg.speaker, msg.text);
       else if (msg.type === "line") addLine(msg);
       else if (msg.type === "queue") showQueue(msg);
       else if (msg.type === "ended") stateEl.textContent = "ended";
+      if (ask && (msg.type === "question" || msg.type === "question_error" || msg.type === "ended")) ask.onMessage(msg);
     };
     const stream = new MediaStream();
     pc.ontrack = (ev) => {
