@@ -5,9 +5,9 @@ Left to itself a small model circles one idea for minutes. So, once the show has
 sub-topics; this module keeps the
 items a host could say ("sunlight", "how the dough is made") and drops the rest
 (sentences, shouting, the topic again, the example episodes' subjects). When fewer than
-``MIN_ITEMS`` survive, general angles on the topic take their place, each naming it (a
-turn cued "Let's talk about an everyday example." drifts off the topic; one cued with the
-topic named stays nearer to it). The body is
+``MIN_ITEMS`` survive, general angles that suit any topic take their place (not naming
+the topic in each: a cue that repeats the topic is heard as the show repeating itself).
+The body is
 split evenly between the items by words, and the turn that opens an item is cued with
 it, so the transcript itself carries the current sub-topic into the next lines.
 
@@ -19,21 +19,15 @@ import re
 from dataclasses import dataclass
 
 from models.script.prompts import leaks_example
-from models.script.text import intro_topic_phrase, normalize_for_compare
+from models.script.text import normalize_for_compare
 
 #: What the writer appends to the prompt to have the model list sub-topics.
 OUTLINE_CUE = "OUTLINE (four parts):\n1."
 MIN_ITEMS = 3
 MAX_ITEMS = 4
 MAX_ITEM_WORDS = 6
-#: Angles on any topic (``{topic}`` as in "Today we're talking about ..."), used when the
-#: model's list is not usable.
-ANGLES: tuple[str, ...] = (
-    "the science behind {topic}",
-    "an everyday example of {topic}",
-    "a common misconception about {topic}",
-    "a surprising fact about {topic}",
-)
+#: Angles on any topic, used when the model's list is not usable.
+ANGLES: tuple[str, ...] = ("how it works", "an everyday example", "a common misconception", "why it matters")
 
 _NUMBERING = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s*")
 _WORD = re.compile(r"^[A-Za-z][A-Za-z'-]*$")
@@ -77,7 +71,7 @@ class Outline:
         items = parse_outline(text, topic)
         if len(items) >= MIN_ITEMS:
             return cls(tuple(items), drafted=True)
-        return cls(angles(topic), drafted=False)
+        return cls(ANGLES, drafted=False)
 
     def section(self, body_words: int, body_budget: int) -> int:
         """Which item a body that has said ``body_words`` of ``body_budget`` words is on."""
@@ -96,8 +90,3 @@ class Outline:
         """The outline as one prompt line, so every later turn sees where the episode goes."""
         return "OUTLINE: " + "; ".join(self.items) + "\n"
 
-
-def angles(topic: str) -> tuple[str, ...]:
-    """The general angles on ``topic``, each naming it."""
-    phrase = intro_topic_phrase(topic).rstrip(" .?!")
-    return tuple(angle.format(topic=phrase) for angle in ANGLES)
