@@ -100,6 +100,9 @@ class EpisodePlan:
     max_lines: int = field(init=False)
     #: Nudges left for the whole episode: a model that needs more is not going to recover.
     nudges_left: int = field(init=False)
+    #: Nudges said so far: each opening is used once before any is used again (a listener
+    #: hears the same opening twice as the show repeating itself).
+    nudges_used: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.with_wrap_up = has_wrap_up(self.budget)
@@ -189,7 +192,11 @@ class EpisodePlan:
             return
         if self.stuck < 2 and self.nudges_left > 0:
             # A stuck model often recovers when the turn is started for it.
-            self.nudge = NUDGES[(lines_said + self.stuck) % len(NUDGES)]
+            recent = self.nudges_used[-len(NUDGES) + 1:]
+            first = (lines_said + self.stuck) % len(NUDGES)
+            order = [NUDGES[(first + k) % len(NUDGES)] for k in range(len(NUDGES))]
+            self.nudge = next(n for n in order if n not in recent)
+            self.nudges_used.append(self.nudge)
             self.stuck += 1
             self.nudges_left -= 1
             return

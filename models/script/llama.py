@@ -581,6 +581,8 @@ class LlamaCppWriter:
                 phase, body, raw, cued=bool(cue), topic=run.topic, recent=[line.text for line in parser.lines[-2:]],
                 last_try=last_try, min_words=min_words,
             )
+            if problem is None and cue and body and parser.said_before(body):
+                problem = f"{raw!r} (said before after the cue)"
             if problem is None:
                 events = parser.feed(f"{label}: {raw}") + parser.finish_line(truncated=gen.finish_reason == "length")
                 lines = [ev for ev in events if isinstance(ev, DialogueLine)]

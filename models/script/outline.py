@@ -29,6 +29,9 @@ MAX_ITEM_WORDS = 6
 #: Angles on any topic, used when the model's list is not usable.
 ANGLES: tuple[str, ...] = ("how it works", "an everyday example", "a common misconception", "why it matters")
 
+#: How the turns opening the items start, in turn.
+CUES: tuple[str, ...] = ("Let's talk about {item}.", "Now, {item}.", "Next up, {item}.", "Finally, {item}.")
+
 _NUMBERING = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s*")
 _WORD = re.compile(r"^[A-Za-z][A-Za-z'-]*$")
 
@@ -79,8 +82,9 @@ class Outline:
         return min(len(self.items) - 1, int(max(0, body_words) // share))
 
     def cue(self, index: int) -> str:
-        """How the turn that opens item ``index`` starts (the model completes it)."""
-        return f"Let's talk about {self.items[index]}."
+        """How the turn that opens item ``index`` starts (the model completes it): each item
+        opened with other words, so the openings are not heard as a refrain."""
+        return CUES[index % len(CUES)].format(item=self.items[index])
 
     def cues(self) -> tuple[str, ...]:
         """Every item's cue: the writer's own words, which never count as the model repeating itself."""

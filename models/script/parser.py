@@ -450,6 +450,12 @@ class ScriptParser:
         self.lines.append(line)
         return line
 
+    def said_before(self, text: str) -> bool:
+        """Whether ``text`` was said before word for word, alone or as part of a line (a cued
+        turn whose model part repeats an earlier line differs from it only by the cue)."""
+        key = normalize_for_compare(clean_text(text))
+        return bool(key) and any(key == old or (len(key) >= 24 and key in old) for old in self._seen + self._history)
+
     def said(self, text: str, speaker: str | None = None) -> DialogueLine:
         """Record a line as said without parsing it, and return it.
 
