@@ -396,8 +396,14 @@ class LlamaCppWriter:
         yield ShowTitle(title=title)
         yield HostsAnnounced(hosts=run.hosts)
         run.head += f" {title}\n"
-        plan = EpisodePlan(run.request.word_budget)
+        yield from self._written(run, EpisodePlan(run.request.word_budget))
+
+    def _written(self, run: Run, plan: EpisodePlan) -> Iterator[ScriptEvent]:
+        """The turns from ``plan``'s phase on (a viewer's question first, if the request has
+        one), then the ``ScriptEnd``; an error of llama.cpp itself ends the script there."""
         try:
+            if run.request.question is not None:
+                yield from self._answer(run, run.request.question)
             yield from self._turns(run, plan)
         except Exception as exc:  # llama.cpp runtime error mid-episode
             log.exception("llama.cpp failed mid-episode")
@@ -414,15 +420,7 @@ class LlamaCppWriter:
         run.head += f" {title_from_topic(run.request.topic)}\n"
         plan = EpisodePlan(run.request.word_budget)
         plan.phase = Phase.BODY
-        try:
-            if run.request.question is not None:
-                yield from self._answer(run, run.request.question)
-            yield from self._turns(run, plan)
-        except Exception as exc:  # llama.cpp runtime error mid-episode
-            log.exception("llama.cpp failed mid-episode")
-            plan.reason = f"error: {type(exc).__name__}: {exc}"
-        self._finish_stats(run, plan.budget)
-        yield ScriptEnd(reason=plan.reason)
+        yield from self._written(run, plan)
 
     def _answer(self, run: Run, question: ViewerQuestion) -> Iterator[ScriptEvent]:
         """A host reads the question out (the writer's words, never parsed), the other answers,
