@@ -6,6 +6,7 @@ animator, without the pipeline changing (docs/design.md, principle 4).
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -47,6 +48,9 @@ class ScriptRequest:
     history: tuple[DialogueLine, ...] = ()
     #: A viewer's question to read out and answer first, then back to the topic.
     question: ViewerQuestion | None = None
+    #: Set by the runtime when it no longer wants this stream (a splice replaced it): the
+    #: writer stops the generation under way at once instead of finishing the line.
+    halt: threading.Event | None = None
 
     @property
     def word_budget(self) -> int:

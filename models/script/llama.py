@@ -258,6 +258,7 @@ class LlamaCppWriter:
         stop: tuple[str, ...] = ("\n",),
         stats: StreamStats | None = None,
         llm: Llama | None = None,
+        halt: threading.Event | None = None,
     ) -> Gen:
         llm = llm or self._load()
         with self._load_lock:
@@ -284,6 +285,9 @@ class LlamaCppWriter:
                 n += 1
                 if choice.get("finish_reason"):
                     finish = choice["finish_reason"]
+                if halt is not None and halt.is_set():
+                    finish = "length"  # the stream is no longer wanted: free the model now
+                    break
             dt = time.perf_counter() - t0
         if stats is not None:
             stats.tokens += n
@@ -568,7 +572,7 @@ class LlamaCppWriter:
             temp = min(1.2, self.temperature + 0.15 * attempt)
             gen = self._generate(
                 prompt, max_tokens=max_new, temperature=temp, seed=self._seed_for(line_no, attempt),
-                stop=run.stop, stats=run.stats, llm=run.llm,
+                stop=run.stop, stats=run.stats, llm=run.llm, halt=run.request.halt,
             )
             body = gen.text.strip()
             if phase is Phase.SIGN_OFF:

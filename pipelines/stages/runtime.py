@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 
@@ -113,6 +114,14 @@ class EpisodeRuntime:
         #: Video tasks in playout order; the run loop hands their segments over.
         self._ordered: asyncio.Queue = asyncio.Queue()
         self._inflight: dict[asyncio.Task, VoicedSegment] = {}
+        #: Which chain each video task came from, and the current chain's number: a task of
+        #: an older chain that finished before its splice could not be cancelled, and what it
+        #: drew past the splice point must not be handed over.
+        self._halt = threading.Event()
+        self._chain_of: dict[asyncio.Task, int] = {}
+        self._chains = 0
+        #: Where each ended chain was cut: its segments from there on are dropped.
+        self._cuts: dict[int, int] = {}
         #: Every voiced segment kept, in clock order, and where the voiced content ends.
         self.voiced: list[VoicedSegment] = []
         self._voiced_end = 0
@@ -178,6 +187,7 @@ class EpisodeRuntime:
             pace=self.pace,
             history=history,
             question=question,
+            halt=self._halt,
         )
         if not history:
             self.progress.estimated_total = max(1, request.word_budget // max(1, self.deployment.segmenter.max_words - 4))
@@ -430,9 +440,11 @@ class EpisodeRuntime:
     # -------------------------------------------------------------- the stream
     async def _dispatch(self, voiced_q: asyncio.Queue) -> None:
         """Start each voiced segment's video at once; keep the tasks in playout order."""
+        chain = self._chains
         while (item := await voiced_q.get()) is not None:
             task = asyncio.create_task(self._video(item), name=f"video-{item.seg.index}")
             self._inflight[task] = item
+            self._chain_of[task] = chain
             task.add_done_callback(lambda t: self._inflight.pop(t, None))
             await self._ordered.put(task)
         await self._ordered.put(None)
@@ -442,6 +454,7 @@ class EpisodeRuntime:
         """Script, speech and dispatch from clock sample ``start`` on (the episode's start, or a splice)."""
         texts: asyncio.Queue = asyncio.Queue()
         voiced_q: asyncio.Queue = asyncio.Queue()
+        self._halt = threading.Event()
         self._chain = [
             asyncio.create_task(self._script(texts, history, question), name="script"),
             asyncio.create_task(self._speech(texts, voiced_q, start), name="speech"),
@@ -454,13 +467,15 @@ class EpisodeRuntime:
         task = await self._ordered.get()
         if task is None:
             return None
+        chain = self._chain_of.pop(task, self._chains)
         try:
-            return await task
+            ready = await task
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if task.cancelled() and not (current and current.cancelling()):
                 return False
             raise
+        return False if ready.start >= self._cuts.get(chain, ready.end) else ready
 
     async def run(self) -> AsyncIterator[ReadySegment]:
         """Yield the intro, every segment in order as soon as it is ready, then the outro."""
@@ -532,9 +547,12 @@ class EpisodeRuntime:
     async def splice(self, at: int, question: Question) -> None:
         """Drop everything from ``at`` on and go on from there with ``question``."""
         old = self._chain
+        self._halt.set()  # the writer's generation under way stops: the model is free for the answer
         for task in old:
             task.cancel()
         await asyncio.gather(*old, return_exceptions=True)
+        self._cuts[self._chains] = at
+        self._chains += 1
         for task, voiced in list(self._inflight.items()):
             if voiced.start >= at:
                 task.cancel()
