@@ -298,7 +298,6 @@ class EpisodeRuntime:
         except Exception as exc:
             raise EpisodeError(f"speech stage failed: {exc}") from exc
         finally:
-            self._speech_end = cursor
             await out.put(None)
 
     def _voiced_segment(self, voiced: VoicedSegment) -> None:
@@ -481,7 +480,7 @@ class EpisodeRuntime:
         """Yield the intro, every segment in order as soon as it is ready, then the outro."""
         intro = clock.pad_to_grid(clock.to_samples(self.deployment.timeline.intro_s), self.grid)
         outro = clock.pad_to_grid(clock.to_samples(self.deployment.timeline.outro_s), self.grid)
-        self._intro_samples = self._speech_end = self._voiced_end = intro
+        self._intro_samples = self._voiced_end = intro
         self._start_chain(intro)
         if self.splicer is not None:
             self.splicer.start()
@@ -512,8 +511,8 @@ class EpisodeRuntime:
                 await task  # re-raises a stage's EpisodeError
             if outro:
                 yield await self.pools.video.run(
-                    self.card, "outro", self._speech_end, outro, last_tier, timeline=self.timeline, note="outro",
-                    deadline=self._queue_key(self._speech_end),
+                    self.card, "outro", self._voiced_end, outro, last_tier, timeline=self.timeline, note="outro",
+                    deadline=self._queue_key(self._voiced_end),
                 )
         finally:
             self._stop()
@@ -558,7 +557,7 @@ class EpisodeRuntime:
                 task.cancel()
         self._held = [s for s in self._held if s.start < at]
         self.voiced = [v for v in self.voiced if v.start < at]
-        self._voiced_end = self._speech_end = at
+        self._voiced_end = at
         if self._ready_end is not None and self._ready_end > at:
             self._ready_end = at
         if self.on_splice is not None:
