@@ -99,7 +99,10 @@ async def _watch_and_ask(asks: list[float], duration_s: float) -> dict:
             if playhead.position != before:
                 played.append((position, audio))  # content heard (not a wait or a stall)
             if playhead.started and asked < len(asks) and position >= clock.to_samples(asks[asked]):
-                board.ask(f"Question number {asked + 1}: does salt slow the yeast down?", "Maya", "viewer")
+                # Two different questions: the same one twice draws the same answer, which the
+                # writer rightly refuses as a repeat.
+                topic = ("does salt slow the yeast down?", "why does dough need to rest?")[asked % 2]
+                board.ask(f"Question number {asked + 1}: {topic}", "Maya", "viewer")
                 asked += 1
             await asyncio.sleep(CHUNK / clock.CLOCK_RATE)
 
