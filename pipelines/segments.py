@@ -7,12 +7,16 @@ read. Stages, sinks and transports import these types from here, never from each
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from models.protocols import TWO_SHOT, Quality, Shot, TimedPhoneme, VisualSegment
 from pipelines.playout import clock
+from pipelines.words import leading_words, word_gaps
+
+#: The fade that ends speech cut between two words: long enough to avoid a click.
+CUT_FADE_S = 0.005
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,44 @@ class ReadySegment:
     def end(self) -> int:
         return self.start + self.n_samples
 
+    def cut(self, at: int) -> ReadySegment:
+        """The part before clock sample ``at`` (a grid point inside it, after a gap between
+        words: see ``SpokenCut``); a viewer's question goes on from there."""
+        kept = SpokenCut.of(self.text, self.phonemes, self.pcm, at - self.start)
+        frames = self.frames
+        n_frames = clock.frame_count(kept.n_samples, self.quality.fps)
+        head = getattr(frames, "head", None)
+        return replace(self, n_samples=kept.n_samples, pcm=kept.pcm, text=kept.text, phonemes=kept.phonemes,
+                       speech_samples=min(self.speech_samples, kept.speech_samples),
+                       frames=head(n_frames) if head else list(frames[:n_frames]))
+
+
+@dataclass(frozen=True)
+class SpokenCut:
+    """What is left of a voiced stretch cut after one of its gaps between words: the words
+    said before the gap, then silence up to the cut (a grid point, for the frames and the
+    audio packets)."""
+
+    n_samples: int
+    pcm: np.ndarray
+    text: str
+    phonemes: tuple[TimedPhoneme, ...]
+    speech_samples: int
+
+    @classmethod
+    def of(cls, text: str, phonemes: Sequence[TimedPhoneme], pcm: np.ndarray, n: int) -> SpokenCut:
+        """The first ``n`` samples, keeping the words that end at or before the last gap in
+        them (``pipelines.words``); none when no gap falls that early."""
+        gap = max((g for g in word_gaps(text, phonemes) if g.at <= n), key=lambda g: g.at, default=None)
+        said, words = (gap.at, gap.words) if gap is not None else (0, 0)
+        out = np.zeros(n, dtype=np.float32)
+        out[:said] = pcm[:said]
+        fade = min(said, round(CUT_FADE_S * clock.CLOCK_RATE))
+        if fade:
+            out[said - fade:said] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
+        return cls(n_samples=n, pcm=out, text=leading_words(text, words),
+                   phonemes=tuple(p for p in phonemes if p.end <= said), speech_samples=said)
+
 
 @dataclass
 class Progress:
@@ -115,6 +157,19 @@ class VoicedSegment:
     @property
     def end(self) -> int:
         return self.start + self.n_samples
+
+    def cut(self, at: int) -> VoicedSegment:
+        """The part before clock sample ``at``, as ``ReadySegment.cut``; its line ends there."""
+        kept = SpokenCut.of(self.seg.text, self.phonemes, self.pcm, at - self.start)
+        return replace(self, seg=replace(self.seg, text=kept.text, ends_line=True), n_samples=kept.n_samples,
+                       speech_samples=min(self.speech_samples, kept.speech_samples), pcm=kept.pcm,
+                       phonemes=kept.phonemes)
+
+    def gaps(self, grid: int) -> list[int]:
+        """Clock samples where it can be cut between words: the grid points (multiples of
+        ``grid`` from its start) after its gaps; the words before each end in the silence."""
+        points = (self.start + clock.pad_to_grid(g.at, grid) for g in word_gaps(self.seg.text, self.phonemes))
+        return sorted({p for p in points if self.start < p < self.end})
 
     def ready(self, quality: Quality, frames: Sequence[np.ndarray]) -> ReadySegment:
         """The segment with its frames, ready to play."""

@@ -49,14 +49,14 @@ def _timeline(parts: list[tuple[int, float, bool]]) -> list[VoicedSegment]:
 
 
 def test_the_splice_point_is_the_first_boundary_after_the_earliest_preferring_a_line_end() -> None:
-    voiced = _timeline([(0, 2.0, False), (0, 2.0, True), (1, 2.0, False), (1, 0.5, False), (1, 0.5, True)])
-    s = clock.to_samples
-    # 2.5 s: the next boundary is line 0's end at 4 s.
-    assert splice_point(voiced, s(2.5)) == s(4.0)
-    # 6.1 s: line 1 ends at 7 s, within the window: better than cutting it at 6.5 s.
-    assert splice_point(voiced, s(6.1)) == s(7.0)
-    assert splice_point(voiced, s(5.5)) == s(6.0)  # its end is past the window: cut at the clause
-    assert splice_point(voiced, s(7.5)) is None  # nothing voiced that far yet
+    voiced = _timeline([(0, 2.0, False), (0, 2.0, True), (1, 2.0, False), (1, 0.3, False), (1, 0.3, True)])
+    s, grid = clock.to_samples, clock.grid_for([25])
+    # 2.5 s: the next boundary is line 0's end at 4 s (these segments have no word gaps).
+    assert splice_point(voiced, s(2.5), grid) == s(4.0)
+    # 6.15 s: line 1 ends at 6.6 s, within the window: better than cutting it at 6.3 s.
+    assert splice_point(voiced, s(6.15), grid) == s(6.6)
+    assert splice_point(voiced, s(5.5), grid) == s(6.0)  # its end is past the window: cut at the clause
+    assert splice_point(voiced, s(6.7), grid) is None  # nothing voiced that far yet
     kept = [v for v in voiced if v.start < s(6.0)]
     history = kept_history(kept)
     assert [(line.index, line.text) for line in history] == [
@@ -78,8 +78,7 @@ async def _watch_and_ask(asks: list[float], duration_s: float) -> dict:
 
     def on_splice(at: int) -> None:
         splices.append((at, playhead.position))
-        buffer.truncate(at)
-        transcript.truncate(at)
+        transcript.truncate(at, buffer.truncate(at))
 
     runtime = EpisodeRuntime(models, deployment, pools, EpisodeRequest(topic="how bread rises", duration_s=duration_s),
                              questions=board, viewers_at=buffer.furthest, on_splice=on_splice)

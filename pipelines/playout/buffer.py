@@ -51,20 +51,24 @@ class PlayoutBuffer:
             self.opus.add(segment.pcm)
         self._wake()
 
-    def truncate(self, at: int) -> None:
-        """Drop everything from clock sample ``at`` on (a segment boundary no viewer has
-        reached): the episode goes on differently from there (a viewer's question)."""
+    def truncate(self, at: int) -> ReadySegment | None:
+        """Drop everything from clock sample ``at`` on (no viewer has reached it): the
+        episode goes on differently from there (a viewer's question). A segment ``at``
+        falls inside keeps its part before it (``ReadySegment.cut``), which is returned."""
         if at >= self.end:
-            return
-        if at not in self._starts:
-            raise ValueError(f"cannot cut at {at}: not a segment boundary")
-        keep = self._starts.index(at)
+            return None
+        keep = bisect.bisect_right(self._starts, at) - 1
+        cut = None
+        if self._starts[keep] != at:
+            cut = self.segments[keep] = self.segments[keep].cut(at)
+            keep += 1
         del self.segments[keep:], self._starts[keep:]
         self.end = at
         self.finished = False
         if self.opus is not None:
             self.opus.truncate(at)
         self._wake()
+        return cut
 
     def furthest(self) -> int | None:
         """The furthest position any viewer has played to (None: nobody has started)."""

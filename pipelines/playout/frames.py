@@ -30,6 +30,12 @@ class FrameList(Sequence[np.ndarray]):
             raise ValueError(f"{len(packets)} encoded frames for {len(self._items)} frames")
         return FrameList(self._items, self._shape, self._quality, packets)
 
+    def head(self, n: int) -> FrameList:
+        """The first ``n`` frames, with their encoded form: a run that starts with a keyframe
+        decodes up to any frame of it."""
+        packets = self.packets[:n] if self.packets is not None else None
+        return FrameList(self._items[:n], self._shape, self._quality, packets)
+
     @classmethod
     def raw(cls, frames: list[np.ndarray]) -> FrameList:
         return cls(list(frames), frames[0].shape if frames else None, None)

@@ -45,9 +45,12 @@ class TranscriptBuilder:
             }
         )
 
-    def truncate(self, at: int) -> None:
-        """Forget the segments from clock sample ``at`` on: they were replaced before anyone heard them."""
-        self.segments = [s for s in self.segments if s["start"] < at]
+    def truncate(self, at: int, cut: ReadySegment | None = None) -> None:
+        """Forget the segments from clock sample ``at`` on: they were replaced before anyone
+        heard them; ``cut``, the part kept of the one ``at`` fell inside, replaces it."""
+        self.segments = [s for s in self.segments if s["start"] < at and (cut is None or s["index"] != cut.index)]
+        if cut is not None:
+            self.add(cut)
 
     def lines(self) -> list[dict[str, Any]]:
         lines: list[dict[str, Any]] = []

@@ -474,7 +474,10 @@ class EpisodeRuntime:
             if task.cancelled() and not (current and current.cancelling()):
                 return False
             raise
-        return False if ready.start >= self._cuts.get(chain, ready.end) else ready
+        cut = self._cuts.get(chain)
+        if cut is None or ready.end <= cut:
+            return ready
+        return False if ready.start >= cut else ready.cut(cut)
 
     async def run(self) -> AsyncIterator[ReadySegment]:
         """Yield the intro, every segment in order as soon as it is ready, then the outro."""
@@ -555,8 +558,9 @@ class EpisodeRuntime:
         for task, voiced in list(self._inflight.items()):
             if voiced.start >= at:
                 task.cancel()
-        self._held = [s for s in self._held if s.start < at]
-        self.voiced = [v for v in self.voiced if v.start < at]
+        # A segment the splice falls inside keeps its words before the cut.
+        self._held = [s if s.end <= at else s.cut(at) for s in self._held if s.start < at]
+        self.voiced = [v if v.end <= at else v.cut(at) for v in self.voiced if v.start < at]
         self._voiced_end = at
         if self._ready_end is not None and self._ready_end > at:
             self._ready_end = at

@@ -5,9 +5,10 @@ earliest point nobody has seen yet that its first segment can be ready for: afte
 furthest viewer's playhead plus the time to voice and draw the reading of the question.
 Everything voiced after that point is dropped; the script goes on from what is kept.
 
-The point is the end of a voiced segment (segments end on sentence or clause
-boundaries), a line's end when one comes within ``LINE_END_WINDOW_S`` of the earliest,
-so a host is rarely cut mid-line.
+The point is a line's end when one comes within ``LINE_END_WINDOW_S`` of the earliest,
+else a segment's end (a sentence's or clause's) when one comes sooner still, else the
+first gap between two words: a host cut mid-sentence stops between words, and the part of
+the segment before the cut plays as it was (``VoicedSegment.cut``).
 
 Contract: ``splice_point``, ``kept_history`` and ``kept_pace`` are pure functions of the
 voiced segments (in clock order, contiguous); ``Splicer`` runs on the event loop.
@@ -27,18 +28,27 @@ from pipelines.questions import Question, QuestionBoard
 from pipelines.segments import VoicedSegment
 
 #: A line's end this close after the earliest point is worth waiting for over a cut mid-line.
-LINE_END_WINDOW_S = 1.0
+LINE_END_WINDOW_S = 0.5
+#: A segment's end (a sentence's or clause's) this close is worth waiting for over a cut
+#: between two words.
+SEGMENT_END_WINDOW_S = 0.25
 
 
-def splice_point(voiced: Sequence[VoicedSegment], earliest: int) -> int | None:
-    """The clock sample to splice at: a voiced segment's end at or after ``earliest``
-    (None when nothing voiced reaches that far yet)."""
-    ends = [(v.start + v.n_samples, v.seg.ends_line) for v in voiced if v.start + v.n_samples >= earliest]
-    if not ends:
+def splice_point(voiced: Sequence[VoicedSegment], earliest: int, grid: int) -> int | None:
+    """The clock sample to splice at, at or after ``earliest`` (None when nothing voiced
+    reaches that far yet): a line's end if one comes soon, else a segment's end if one
+    comes sooner still, else the first gap between words (a grid point, ``grid`` samples)."""
+    ahead = [v for v in voiced if v.end >= earliest]
+    if not ahead:
         return None
-    window = earliest + clock.to_samples(LINE_END_WINDOW_S)
-    line_end = next((end for end, ends_line in ends if ends_line and end <= window), None)
-    return line_end if line_end is not None else ends[0][0]
+    line_ends = [v.end for v in ahead if v.seg.ends_line]
+    if line_ends and line_ends[0] <= earliest + clock.to_samples(LINE_END_WINDOW_S):
+        return line_ends[0]
+    end = ahead[0].end
+    if end <= earliest + clock.to_samples(SEGMENT_END_WINDOW_S):
+        return end
+    gaps = [at for v in ahead for at in v.gaps(grid) if at >= earliest]
+    return min([end, *gaps])
 
 
 def kept_history(kept: Sequence[VoicedSegment]) -> tuple[DialogueLine, ...]:
@@ -71,6 +81,8 @@ class Spliceable(Protocol):
     script_ended: bool
     voiced: list[VoicedSegment]
     archived_until: int
+    #: Segments' lengths are multiples of this (clock samples): so is a cut inside one.
+    grid: int
 
     def furthest(self) -> int: ...
 
@@ -155,7 +167,7 @@ class Splicer:
         give_up = time.monotonic() + self.spec.answer_timeout_s
         while not self.episode.script_ended and time.monotonic() < give_up:
             earliest = max(self.episode.furthest() + margin, self.floor, self.episode.archived_until)
-            at = splice_point(self.episode.voiced, earliest)
+            at = splice_point(self.episode.voiced, earliest, self.episode.grid)
             if at is not None:
                 return at
             await asyncio.sleep(0.05)

@@ -316,10 +316,10 @@ class EpisodeManager:
     def _on_splice(self, episode: Episode, at: int) -> None:
         """A viewer's question goes in at clock sample ``at``: what was handed over from
         there on is dropped before anyone plays it (buffer, transcript, archive queue)."""
-        episode.buffer.truncate(at)
-        episode.transcript.truncate(at)
+        cut = episode.buffer.truncate(at)
+        episode.transcript.truncate(at, cut)
         pending = self._unarchived.get(episode.id, [])
-        pending[:] = [s for s in pending if s.start < at]
+        pending[:] = [s if s.end <= at else s.cut(at) for s in pending if s.start < at]
 
     def _on_segment(self, episode: Episode, segment: ReadySegment) -> None:
         now = round(time.monotonic() - episode.created, 3)

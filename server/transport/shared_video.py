@@ -93,8 +93,10 @@ class SharedCursor:
         packets = _packets(seg)
         if seg is None or packets is None:
             return None
-        if seg is not self._segment:
+        if seg is not self._segment and not _cut_from(seg, self._segment):
             self._segment, self._next, self._own = seg, 0, False  # join at its keyframe
+        elif seg is not self._segment:
+            self._segment = seg  # cut short by a splice: its frames so far are the same ones
         elif self._next >= len(seg.frames):
             return None  # sent it all; the playhead is on its last frame (a stall)
         if keyframe_wanted:
@@ -106,6 +108,11 @@ class SharedCursor:
         if self._own:
             return Pick(None, seg.frames[k], seg.start + k * spf, k < playing)
         return Pick(packets[k], None, seg.start + k * spf, k < playing)
+
+
+def _cut_from(seg: ReadySegment, before: ReadySegment | None) -> bool:
+    """``seg`` is ``before`` cut short (``ReadySegment.cut``): the same start and number."""
+    return before is not None and seg.start == before.start and seg.index == before.index and seg.kind == before.kind
 
 
 def _packets(seg: ReadySegment | None) -> list[bytes] | None:

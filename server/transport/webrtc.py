@@ -36,6 +36,7 @@ from pipelines.playout.buffer import Playhead, PlayheadStats
 from pipelines.playout.encoding import AUDIO_FRAME, silence_packet
 from pipelines.playout.pixels import resize_i420
 from server.transport.asking import QuestionChannel, QuestionDesk
+from server.transport.live_transcript import TranscriptFeed
 from server.transport.shared_video import (
     Pick,
     SharedCursor,
@@ -396,7 +397,7 @@ async def _captions(channel: Any, playhead: Playhead, viewer: Viewer,
     starts): a viewer looking at a still title card is told why, and for how long.
     """
     last: Any = object()
-    scanned = 0  # buffer segments already looked at for the transcript
+    transcript = TranscriptFeed()
     place: dict[str, Any] | None = None  # the queue status sent last
     waiting, tick = queue_status is not None, 0
     while not viewer.closed.is_set() and channel.readyState != "closed":
@@ -413,13 +414,8 @@ async def _captions(channel: Any, playhead: Playhead, viewer: Viewer,
                 last = caption
                 message = {"type": "caption", "speaker": caption[0], "text": caption[1]} if caption else {"type": "caption", "speaker": None, "text": ""}
                 channel.send(json.dumps(message))
-            # The live transcript: every segment the viewer has heard so far, each sent once.
-            segments = playhead.buffer.segments
-            while scanned < len(segments) and segments[scanned].start < playhead.position:
-                seg = segments[scanned]
-                scanned += 1
-                if seg.kind == "speech":
-                    channel.send(json.dumps({"type": "line", "index": seg.index, "line": seg.line_index, "speaker": seg.speaker_name, "text": seg.text, "start_s": round(seg.start / CLOCK_RATE, 3)}))
+            for message in transcript.messages(playhead.buffer, playhead.position):
+                channel.send(json.dumps(message))
             if playhead.ended:
                 channel.send(json.dumps({"type": "ended"}))
                 break

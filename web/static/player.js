@@ -87,14 +87,20 @@
     const b = document.createElement("b"); b.textContent = speaker + ": ";
     captionEl.append(b, document.createTextNode(text));   // text nodes: captions are data, never markup
   }
+  // Each segment's words in a span of their own: a segment cut short by a viewer's
+  // question comes again ("amend") with the words the host said before the cut.
   function addLine(msg) {
+    const sent = linesEl.querySelector(`span[data-index="${Number(msg.index)}"]`);
+    if (msg.amend && sent) { sent.textContent = msg.text; return; }
+    const span = document.createElement("span"); span.dataset.index = String(msg.index);
+    span.textContent = msg.text;
     const last = linesEl.lastElementChild;
     if (last && last.dataset.line === String(msg.line)) {
-      last.lastChild.textContent += " " + msg.text;
+      last.append(" ", span);
     } else {
       const li = document.createElement("li"); li.dataset.line = String(msg.line);
       const b = document.createElement("b"); b.textContent = msg.speaker + ": ";
-      li.append(b, document.createTextNode(msg.text)); linesEl.append(li);
+      li.append(b, span); linesEl.append(li);
     }
     linesEl.parentElement.scrollTop = linesEl.parentElement.scrollHeight;
   }
