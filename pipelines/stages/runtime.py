@@ -221,7 +221,9 @@ class EpisodeRuntime:
                 self._rendered_event.clear()
             while self._too_far_ahead():
                 await asyncio.sleep(0.2)
-            event = await self.pools.script.run(next, stream, done, timeline=self.timeline, note="script")
+            # The writer serves every episode: the one whose voices are nearest its viewers goes first.
+            event = await self.pools.script.run(next, stream, done, timeline=self.timeline, note="script",
+                                                deadline=self._queue_key(self._voiced_end))
             if event is done:
                 return
             if isinstance(event, ShowTitle) and not self.lines:
