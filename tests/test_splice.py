@@ -11,12 +11,13 @@ with every segment.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import numpy as np
 import pytest
 from conftest import run_async
 
-from pipelines.config import load_deployment, load_workflow
+from pipelines.config import QuestionsSpec, load_deployment, load_workflow
 from pipelines.playout import clock
 from pipelines.playout.buffer import Playhead, PlayoutBuffer
 from pipelines.playout.transcript import TranscriptBuilder
@@ -25,7 +26,7 @@ from pipelines.segments import EpisodeRequest, VoicedSegment
 from pipelines.stages.models_loaded import load_models
 from pipelines.stages.pools import StagePools
 from pipelines.stages.runtime import EpisodeRuntime
-from pipelines.stages.splice import kept_history, splice_point
+from pipelines.stages.splice import MARGIN_SAFETY_S, Splicer, kept_history, splice_point
 
 CHUNK = clock.AUDIO_PACKET
 
@@ -61,6 +62,19 @@ def test_the_splice_point_is_the_first_boundary_after_the_earliest_preferring_a_
     history = kept_history(kept)
     assert [(line.index, line.text) for line in history] == [
         (0, "line 0 part 0. line 0 part 1."), (1, "line 1 part 2.")]
+
+
+def test_the_margin_grows_while_answers_take_longer_than_it_to_reach_the_viewers() -> None:
+    spec = QuestionsSpec()
+    splicer = Splicer(episode=None, board=QuestionBoard(spec), spec=spec)  # type: ignore[arg-type]
+    assert splicer.margin_s() == spec.splice_margin_s
+    splicer._spliced = (clock.to_samples(10.0), time.monotonic() - 2.0)
+    splicer.released(clock.to_samples(9.0))  # a segment before the splice: not its answer
+    assert splicer.ready_s == []
+    splicer.released(clock.to_samples(10.0))
+    assert splicer.ready_s[0] >= 2.0 and splicer.margin_s() >= 2.0 + MARGIN_SAFETY_S
+    splicer.ready_s += [0.1, 0.1, 0.1]
+    assert splicer.margin_s() == spec.splice_margin_s, "only the recent splices count"
 
 
 async def _watch_and_ask(asks: list[float], duration_s: float) -> dict:

@@ -412,6 +412,8 @@ class EpisodeRuntime:
             # Viewers start playing now: later deadlines count from here.
             self._origin = max(self._origin, time.monotonic())
         self._ready_end = seg.end
+        if self.splicer is not None:
+            self.splicer.released(seg.start)
         return seg
 
     def _prewarm(self, quality: Quality) -> None:

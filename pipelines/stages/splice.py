@@ -32,6 +32,11 @@ LINE_END_WINDOW_S = 0.5
 #: A segment's end (a sentence's or clause's) this close is worth waiting for over a cut
 #: between two words.
 SEGMENT_END_WINDOW_S = 0.25
+#: Kept between how long this episode's recent answers took to reach the viewers and the
+#: margin a splice leaves: the machine's pace varies from one splice to the next.
+MARGIN_SAFETY_S = 0.4
+#: Recent splices that set the margin.
+RECENT_SPLICES = 3
 
 
 def splice_point(voiced: Sequence[VoicedSegment], earliest: int, grid: int) -> int | None:
@@ -106,6 +111,9 @@ class Splicer:
         self.gave_up = ""
         #: Where the last answer's voiced lines end: a splice never cuts before it.
         self.floor = 0
+        #: Seconds from each splice to its first segment reaching the viewers, in order.
+        self.ready_s: list[float] = []
+        self._spliced: tuple[int, float] | None = None  # (at, when) of the splice not yet ready
         self._task: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -125,6 +133,19 @@ class Splicer:
             self.floor = segment.end
         else:
             self.settle()
+
+    def released(self, start: int) -> None:
+        """A segment starting at clock sample ``start`` was handed to the viewers."""
+        if self._spliced is not None and start >= self._spliced[0]:
+            self.ready_s.append(time.monotonic() - self._spliced[1])
+            self._spliced = None
+
+    def margin_s(self) -> float:
+        """Media time a splice leaves ahead of the furthest viewer: the configured margin, or
+        more while this episode's recent answers took longer than that to be ready (a busy
+        machine: several episodes, a slow writer)."""
+        recent = self.ready_s[-RECENT_SPLICES:]
+        return max(self.spec.splice_margin_s, max(recent, default=0.0) + MARGIN_SAFETY_S)
 
     def settle(self) -> None:
         """The question being answered is answered (or declined, if the writer gave up)."""
@@ -155,6 +176,7 @@ class Splicer:
                 self.board.declined(question, "the episode had no room left for it")
                 return
             self.answering, self.gave_up = question, ""
+            self._spliced = (at, time.monotonic())
             await self.episode.splice(at, question)
         finally:
             self._task = None
@@ -163,7 +185,7 @@ class Splicer:
     async def _point(self) -> int | None:
         """The earliest voiced boundary ahead of every viewer by the splice margin (waits for
         the voices to get there; None if the script ends or it takes too long)."""
-        margin = clock.to_samples(self.spec.splice_margin_s)
+        margin = clock.to_samples(self.margin_s())
         give_up = time.monotonic() + self.spec.answer_timeout_s
         while not self.episode.script_ended and time.monotonic() < give_up:
             earliest = max(self.episode.furthest() + margin, self.floor, self.episode.archived_until)
