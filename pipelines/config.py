@@ -236,6 +236,8 @@ class QuestionsSpec(_Strict):
     enabled: bool = True
     #: Why questions are off, as the viewer is told.
     disabled_reason: str = "this show does not take questions"
+    #: Off: questions are typed only; a viewer who asks by voice is told so (403).
+    voice: bool = True
     #: The longest question read out, in characters after cleaning.
     max_chars: int = Field(280, ge=20, le=1000)
     #: One viewer (or API key) asks at most once in this many seconds.

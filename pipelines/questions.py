@@ -11,7 +11,8 @@ Limits: a viewer (or API key) asks at most once per ``per_viewer_interval_s``; a
 off; an episode that has finished, is being cut short or is saying goodbye takes none.
 
 Contract: used on the event loop only. ``ask`` raises ``BadQuestion``, ``QuestionsOff``,
-``QuestionsClosed`` or ``TooManyQuestions``, each with a message a viewer can act on.
+``QuestionsClosed`` or ``TooManyQuestions``, each with a message a viewer can act on;
+``check`` raises the last three as ``ask`` would, and takes nothing.
 """
 from __future__ import annotations
 
@@ -101,12 +102,32 @@ class QuestionBoard:
     # ------------------------------------------------------------ asking
     def ask(self, text: str, name: str | None, asker: str) -> Question:
         """Leave a question; raises when it cannot be taken (see the module's contract)."""
+        self._open()
+        cleaned = clean_question(text, self.spec.max_chars)
+        now = self._clock()
+        self._admit(asker, now)
+        self._last_ask[asker] = now
+        question = Question(id=secrets.token_urlsafe(8), text=cleaned, name=clean_name(name), asker=asker)
+        self.questions.append(question)
+        self._changed(question)
+        return question
+
+    def check(self, asker: str) -> None:
+        """Raises what ``ask`` would raise for ``asker`` now, whatever the text; changes nothing.
+
+        For a question that takes a while to put into words (spoken): the viewer is told
+        before speaking, not after, that it would be refused."""
+        self._open()
+        self._admit(asker, self._clock())
+
+    def _open(self) -> None:
         if not self.spec.enabled:
             raise QuestionsOff(f"questions are off: {self.spec.disabled_reason}")
         if self.closed is not None:
             raise QuestionsClosed(self.closed)
-        cleaned = clean_question(text, self.spec.max_chars)
-        now = self._clock()
+
+    def _admit(self, asker: str, now: float) -> None:
+        """The limits: one question per viewer per interval, a few waiting per episode."""
         last = self._last_ask.get(asker)
         if last is not None and now - last < self.spec.per_viewer_interval_s:
             wait = self.spec.per_viewer_interval_s - (now - last)
@@ -115,11 +136,6 @@ class QuestionBoard:
         if len(self.waiting()) >= self.spec.max_queued:
             raise TooManyQuestions(f"{self.spec.max_queued} questions are already waiting for the hosts; "
                                    "ask again once one is answered", self.spec.per_viewer_interval_s or 10.0)
-        self._last_ask[asker] = now
-        question = Question(id=secrets.token_urlsafe(8), text=cleaned, name=clean_name(name), asker=asker)
-        self.questions.append(question)
-        self._changed(question)
-        return question
 
     def close(self, reason: str) -> None:
         """No more questions; those still queued are declined with ``reason``."""

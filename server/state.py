@@ -25,6 +25,7 @@ from pipelines.config import (
 from pipelines.stages.pools import StagePools
 from server.access import AccessPolicy
 from server.episodes.manager import MIN_FREE_MB, Episode, EpisodeManager
+from server.hearing import Hearing
 from server.limits import REPORT_BURST, REPORTS_PER_S, RateLimiter
 from server.shares import DEFAULT_TTL_S, MAX_TTL_S
 from server.transport.webrtc import WebRTCGateway
@@ -63,6 +64,8 @@ class ServerState:
         self.filler_cache: dict[tuple[str, str], np.ndarray] = {}
         #: Viewers' reports (stats, and later questions), limited per connection.
         self.reports = RateLimiter(REPORTS_PER_S, REPORT_BURST)
+        #: Recognises questions asked by voice; its worker process starts on first use.
+        self.hearing = Hearing()
 
     async def load(self) -> None:
         from pipelines.stages.models_loaded import load_models
@@ -78,6 +81,15 @@ class ServerState:
         self.manager.streaming = self.streaming_viewers
         self.ready = True
         log.info("models loaded: %s", models.load_s)
+        if deployment.questions.enabled and deployment.questions.voice:
+            # In the background: the first spoken question should not wait for it, nor readiness.
+            asyncio.get_running_loop().run_in_executor(None, self._warm_hearing)
+
+    def _warm_hearing(self) -> None:
+        try:
+            self.hearing.warm_up()
+        except Exception:  # a spoken question starts it again, and says so if that fails too
+            log.exception("could not start the speech recogniser")
 
     def streaming_viewers(self, episode: Episode) -> int:
         """Viewers of ``episode`` being sent its media now (started, not at its end)."""
@@ -94,6 +106,7 @@ class ServerState:
     async def close(self) -> None:
         """Close every viewer, stop generating and the worker pools."""
         await self.gateway.shutdown()
+        self.hearing.shutdown()
         if self.manager:
             await self.manager.shutdown()
             self.manager.pools.shutdown()

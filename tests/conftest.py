@@ -30,7 +30,7 @@ READY_TIMEOUT_S = 120.0
 LiveServer = ServerProcess
 #: Fixtures that need a marker on every test using them (directly or through another fixture),
 #: so that `-m "not models"` and `-m "not browser"` really leave them out.
-FIXTURE_MARKERS = {"live_server": "models", "browser": "browser"}
+FIXTURE_MARKERS = {"live_server": "models", "browser": "browser", "playwright_session": "browser"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -84,11 +84,9 @@ def _browser_missing(reason: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def browser(tmp_path_factory: pytest.TempPathFactory):
-    """Headless Debian Chromium via Playwright (sync API), in a fresh profile per session.
-
-    Yields a ``BrowserContext``: open pages with ``browser.new_page()``.
-    """
+def playwright_session():
+    """Playwright's sync API, started once per session (it cannot run twice at once); yields
+    ``(playwright, chromium_executable)`` for tests that launch a Chromium of their own."""
     executable = shutil.which(CHROMIUM)
     if executable is None:
         _browser_missing(f"no Chromium at {CHROMIUM}")
@@ -96,16 +94,26 @@ def browser(tmp_path_factory: pytest.TempPathFactory):
         from playwright.sync_api import sync_playwright
     except ImportError:
         _browser_missing("the Python playwright package is not installed")
-    profile = tmp_path_factory.mktemp("chromium-profile")
     with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(profile), executable_path=executable, args=CHROMIUM_ARGS, headless=True,
-            viewport={"width": 1280, "height": 720},
-        )
-        try:
-            yield context
-        finally:
-            context.close()
+        yield pw, executable
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_session, tmp_path_factory: pytest.TempPathFactory):
+    """Headless Debian Chromium via Playwright (sync API), in a fresh profile per session.
+
+    Yields a ``BrowserContext``: open pages with ``browser.new_page()``.
+    """
+    pw, executable = playwright_session
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    context = pw.chromium.launch_persistent_context(
+        str(profile), executable_path=executable, args=CHROMIUM_ARGS, headless=True,
+        viewport={"width": 1280, "height": 720},
+    )
+    try:
+        yield context
+    finally:
+        context.close()
 
 
 def run_async(coro):

@@ -211,6 +211,25 @@ def test_a_refused_question_does_not_restart_the_interval() -> None:
     b.ask("a real question", None, asker="viewer:1")  # the empty one did not count
 
 
+def test_check_refuses_as_ask_would_and_takes_nothing() -> None:
+    clock = FakeClock()
+    b = board(clock, per_viewer_interval_s=15, max_queued=2)
+    b.check("viewer:1")
+    b.check("viewer:1")  # checking twice is not asking
+    b.ask("first", None, asker="viewer:1")
+    with pytest.raises(TooManyQuestions, match="ask again in 15 s"):
+        b.check("viewer:1")
+    b.ask("second", None, asker="viewer:2")
+    with pytest.raises(TooManyQuestions, match="already waiting"):
+        b.check("viewer:3")
+    assert [q.text for q in b.questions] == ["first?", "second?"]
+    b.close("over")
+    with pytest.raises(QuestionsClosed, match="over"):
+        b.check("viewer:3")
+    with pytest.raises(QuestionsOff):
+        board(enabled=False).check("viewer:1")
+
+
 def test_queue_cap_per_episode() -> None:
     clock = FakeClock()
     b = board(clock, max_queued=2, per_viewer_interval_s=0)

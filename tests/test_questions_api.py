@@ -114,9 +114,12 @@ def test_the_episode_tells_the_page_about_questions(client: TestClient, manager:
     manager.add("on")
     manager.add("off", enabled=False, disabled_reason="this show is pre-recorded")
     on = client.get("/api/episodes/on", headers=auth(ALICE)).json()["questions"]
-    assert on == {"enabled": True, "disabled_reason": None, "closed": None, "max_chars": 280, "asked": 0}
+    assert on == {"enabled": True, "disabled_reason": None, "closed": None, "max_chars": 280, "voice": True, "asked": 0}
     off = client.get("/api/episodes/off", headers=auth(ALICE)).json()["questions"]
     assert off["enabled"] is False and off["disabled_reason"] == "this show is pre-recorded"
+    assert off["voice"] is False, "no questions: none by voice either"
+    manager.add("typed", voice=False)
+    assert client.get("/api/episodes/typed", headers=auth(ALICE)).json()["questions"]["voice"] is False
 
 
 @pytest.mark.parametrize("body, says", [

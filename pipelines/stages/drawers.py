@@ -21,6 +21,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from models.protocols import Animator, Quality
+from pipelines.child_process import die_with_parent
 from pipelines.config import Deployment, PoolSpec
 from pipelines.stages.drawing import Drawer, DrawJob, Drawn, draw_with, prepare
 
@@ -51,22 +52,11 @@ _animator: Animator | None = None
 _slowdown = 0.0
 
 
-def _die_with_parent() -> None:
-    """Linux: be sent SIGTERM when the server dies, even by SIGKILL (an orphan would wait forever)."""
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 def _init_worker(adapter: str, params: dict[str, Any], nice: int, qualities: tuple[Quality, ...]) -> None:
     global _animator
     from models.registry import load_adapter
 
-    _die_with_parent()
+    die_with_parent()
     if nice:
         os.nice(nice)
     _animator = load_adapter("video", adapter, params)

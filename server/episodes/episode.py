@@ -148,6 +148,12 @@ class Episode:
             raise QuestionsClosed(QUESTIONS_NOT_STARTED)
         return self.questions.ask(text, name, asker)
 
+    def check_ask(self, asker: str) -> None:
+        """Raises what ``ask`` would for ``asker`` now, whatever the text (``QuestionBoard.check``)."""
+        if self.status == "queued" and self.questions.spec.enabled:
+            raise QuestionsClosed(QUESTIONS_NOT_STARTED)
+        self.questions.check(asker)
+
     def close_questions(self, reason: str | None = None) -> None:
         """No more questions: ``reason``, or the one for the episode's status. Queued ones are
         declined; one still being answered counts as answered if the episode finished (its
@@ -161,13 +167,15 @@ class Episode:
                 self.questions.declined(question, reason)
 
     def questions_state(self) -> dict[str, Any]:
-        """What a page needs to show the question box: on or off (and why), open or closed (and why)."""
+        """What a page needs to show the question box: on or off (and why), open or closed (and why),
+        and whether it takes spoken questions."""
         spec = self.questions.spec
         return {
             "enabled": spec.enabled,
             "disabled_reason": None if spec.enabled else spec.disabled_reason,
             "closed": self.questions.closed,
             "max_chars": spec.max_chars,
+            "voice": spec.enabled and spec.voice,
             "asked": len(self.questions.questions),
         }
 

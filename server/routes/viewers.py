@@ -1,5 +1,5 @@
 """WebRTC viewers: the SDP offer/answer that starts a stream (its data channel also takes the
-viewer's questions), and the stats players report back."""
+viewer's questions, typed or spoken), and the stats players report back."""
 from __future__ import annotations
 
 from typing import Any
@@ -58,7 +58,8 @@ async def offer(state: StateDep, episode_id: str, body: SessionDescription, requ
             episode.id, body.sdp, body.type, Playhead(episode.buffer), quality.fps,
             lambda: waiting_card(state, mgr, episode, quality), on_close,
             size=(quality.width, quality.height), queue_status=lambda: mgr.queue_status(episode.id),
-            questions=QuestionDesk(ask=episode.ask, listeners=episode.questions.listeners),
+            questions=QuestionDesk(ask=episode.ask, listeners=episode.questions.listeners, check=episode.check_ask,
+                                   hear=state.hearing.recognise if episode.questions.spec.voice else None),
         )
     except InvalidOffer as exc:
         raise HTTPException(400, f"sdp: {exc}") from None

@@ -5,7 +5,8 @@ question (``{"type": "question", ...Question.to_dict(), "mine": true}``) or why 
 refused (``{"type": "question_error", "status": 403|409|422|429, "detail": "...",
 "retry_after_s": n | null}``, as the REST route answers: server/questions.py). Every later
 change of that viewer's questions (``answering`` at its media time, ``answered``,
-``declined`` with the reason) is pushed as another ``question`` message.
+``declined`` with the reason) is pushed as another ``question`` message. A question asked
+by voice (listening.py) is taken as its recognised words through ``take``: the same path.
 
 Contract: nothing a viewer sends can break its connection or the episode. Messages that
 are not a well-formed ``ask`` are ignored; a listener never raises into the code that
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,12 @@ class QuestionDesk:
     ask: Callable[[str, str | None, str], Question]
     #: Called with every question that changes (pipelines/questions.py ``QuestionBoard.listeners``).
     listeners: list[Callable[[Question], None]]
+    #: ``check(asker)``: raises what ``ask`` would for that asker now, whatever the text
+    #: (None: nothing is checked before the question is asked).
+    check: Callable[[str], None] | None = None
+    #: ``await hear(pcm)``: the words in 16 kHz mono int16 speech ("" for none), for questions
+    #: asked by voice (listening.py); None when this show takes typed questions only.
+    hear: Callable[[bytes], Awaitable[str]] | None = None
 
 
 def parse_ask(message: Any) -> tuple[str, str | None] | None:
@@ -75,21 +82,39 @@ class QuestionChannel:
 
     def on_message(self, message: Any) -> None:
         asked = parse_ask(message)
-        if asked is None:
-            return
+        if asked is not None:
+            self.take(*asked)
+
+    def take(self, text: str, name: str | None) -> None:
+        """Ask ``text`` for this viewer; the answer (the question, or why not) goes to the page."""
         try:
-            question = self.desk.ask(asked[0], asked[1], self.asker)
-        except REFUSALS as exc:
-            answer = refusal(exc)
-            self._send({"type": "question_error", "status": answer.status, "detail": answer.detail,
-                        "retry_after_s": answer.retry_after_s})
-            return
-        except Exception:  # a bug must not close the viewer's connection
-            log.exception("viewer %s: could not take a question", self.asker)
-            self._send({"type": "question_error", "status": 500, "retry_after_s": None,
-                        "detail": "the server could not take the question; try again in a moment"})
+            question = self.desk.ask(text, name, self.asker)
+        except Exception as exc:  # noqa: BLE001 - a refusal, or a bug that must not close the connection
+            self._refused(exc, "take the question")
             return
         self._push(question)
+
+    def check(self) -> bool:
+        """Whether a question from this viewer would be taken now (whatever its text); if not,
+        the page is told why, as for a refused question."""
+        if self.desk.check is None:
+            return True
+        try:
+            self.desk.check(self.asker)
+        except Exception as exc:  # noqa: BLE001 - as in take
+            self._refused(exc, "check the question")
+            return False
+        return True
+
+    def _refused(self, exc: Exception, doing: str) -> None:
+        if isinstance(exc, REFUSALS):
+            answer = refusal(exc)
+            self.send({"type": "question_error", "status": answer.status, "detail": answer.detail,
+                       "retry_after_s": answer.retry_after_s})
+            return
+        log.error("viewer %s: could not %s", self.asker, doing, exc_info=exc)
+        self.send({"type": "question_error", "status": 500, "retry_after_s": None,
+                   "detail": "the server could not take the question; try again in a moment"})
 
     def close(self) -> None:
         if self._changed in self.desk.listeners:
@@ -104,9 +129,10 @@ class QuestionChannel:
         if self._sent.get(question.id) == state:
             return
         self._sent[question.id] = state
-        self._send({"type": "question", **question.to_dict(), "mine": True})
+        self.send({"type": "question", **question.to_dict(), "mine": True})
 
-    def _send(self, message: dict[str, Any]) -> None:
+    def send(self, message: dict[str, Any]) -> None:
+        """``message`` to the page as JSON, if the channel is open; never raises."""
         if self.channel.readyState != "open":
             return
         try:

@@ -24,18 +24,21 @@ import av
 import numpy as np
 from aiortc import (
     MediaStreamTrack,
+    RTCBundlePolicy,
     RTCConfiguration,
     RTCIceServer,
     RTCPeerConnection,
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamError
+from aiortc.sdp import SessionDescription
 
 from models.protocols import CLOCK_RATE
 from pipelines.playout.buffer import Playhead, PlayheadStats
 from pipelines.playout.encoding import AUDIO_FRAME, silence_packet
 from pipelines.playout.pixels import resize_i420
 from server.transport.asking import QuestionChannel, QuestionDesk
+from server.transport.listening import VoiceListener
 from server.transport.live_transcript import TranscriptFeed
 from server.transport.shared_video import (
     Pick,
@@ -287,6 +290,8 @@ class Viewer:
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     #: Its questions over the data channel, once the page opened one (asking.py).
     questions: QuestionChannel | None = None
+    #: Its questions by voice, when it takes questions (listening.py).
+    listening: VoiceListener | None = None
 
 
 class WebRTCGateway:
@@ -317,12 +322,13 @@ class WebRTCGateway:
         questions: QuestionDesk | None = None,
     ) -> tuple[Viewer, RTCSessionDescription]:
         """Answer a viewer's SDP offer. ``queue_status`` tells a waiting viewer its place in the
-        admission queue; ``questions`` lets the viewer ask the hosts over its data channel."""
+        admission queue; ``questions`` lets the viewer ask the hosts over its data channel, and
+        by voice on an audio transceiver it offers to send on (listening.py)."""
         if offer_type != "offer":
             raise InvalidOffer(f"type must be 'offer', got {offer_type!r}")
         if "m=" not in offer_sdp:
             raise InvalidOffer("sdp has no media sections (m= lines)")
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=self.ice_servers))
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=self.ice_servers, bundlePolicy=_bundle_policy(offer_sdp)))
         viewer = Viewer(id=uuid.uuid4().hex, episode_id=episode_id, pc=pc, playhead=playhead)
         self.viewers[viewer.id] = viewer
         clock = ViewerClock()
@@ -339,14 +345,26 @@ class WebRTCGateway:
                 viewer.questions = QuestionChannel(channel, questions, viewer.id)
                 channel.on("message", viewer.questions.on_message)
                 channel.on("close", viewer.questions.close)
+                if viewer.listening is not None:
+                    viewer.listening.attach(viewer.questions)
+                    channel.on("message", viewer.listening.on_message)
             asyncio.ensure_future(_captions(channel, playhead, viewer, queue_status))
 
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=strip_mdns_candidates(offer_sdp), type="offer"))
-            kinds = {t.kind for t in pc.getTransceivers()}
+            microphone = _microphone(pc, offer_sdp)
+            kinds = {t.kind for t in pc.getTransceivers() if t is not microphone}
             if "video" not in kinds and "audio" not in kinds:
                 raise InvalidOffer("the offer must receive audio and/or video")
+            heard = microphone is not None and questions is not None and questions.hear is not None
+            if microphone is not None:
+                # Received only while the viewer asks by voice; never sent to.
+                microphone.direction = "recvonly" if heard else "inactive"
+            if questions is not None:
+                viewer.listening = VoiceListener(microphone.receiver.track if heard else None, questions.hear)
             for transceiver in pc.getTransceivers():
+                if transceiver is microphone:
+                    continue
                 if transceiver.kind == "audio":
                     transceiver.sender.replaceTrack(PlayheadAudioTrack(playhead, clock, self.frames_sent))
                     transceiver.direction = "sendonly"
@@ -372,6 +390,8 @@ class WebRTCGateway:
         viewer.closed.set()
         if viewer.questions is not None:
             viewer.questions.close()
+        if viewer.listening is not None:
+            viewer.listening.close()
         self.recently_closed.append((viewer.id, viewer.playhead.stats))
         try:
             await viewer.pc.close()
@@ -386,6 +406,27 @@ class WebRTCGateway:
     async def shutdown(self) -> None:
         for viewer_id in list(self.viewers):
             await self.close(viewer_id)
+
+
+def _bundle_policy(offer_sdp: str) -> RTCBundlePolicy:
+    """``max-bundle`` when the offer bundles all its media on one transport (browsers do), else
+    aiortc's default. With ``balanced``, aiortc (1.16) leaves a second m-line of one kind (the
+    viewer's microphone next to the show's audio) on a transport it then closes: that
+    transceiver never receives (aiortc issue 1414)."""
+    try:
+        description = SessionDescription.parse(offer_sdp)
+    except Exception:  # noqa: BLE001 - setRemoteDescription reports a malformed offer
+        return RTCBundlePolicy.BALANCED
+    mids = {media.rtp.muxId for media in description.media}
+    bundles = any(group.semantic == "BUNDLE" and set(group.items) >= mids for group in description.group)
+    return RTCBundlePolicy.MAX_BUNDLE if mids and bundles else RTCBundlePolicy.BALANCED
+
+
+def _microphone(pc: RTCPeerConnection, offer_sdp: str) -> Any:
+    """The audio transceiver the viewer offered to send on only (its microphone, for questions
+    by voice: listening.py), or None; the viewer receives the show on the others."""
+    offered = {media.rtp.muxId: media.direction for media in SessionDescription.parse(offer_sdp).media}
+    return next((t for t in pc.getTransceivers() if t.kind == "audio" and offered.get(t.mid) == "sendonly"), None)
 
 
 async def _captions(channel: Any, playhead: Playhead, viewer: Viewer,

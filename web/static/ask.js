@@ -1,7 +1,8 @@
 // "Ask the hosts": the viewer's questions, sent over the player's data channel (or the REST
 // API while it is not open), and where each one stands, as the server reports it.
-// player.js creates the box (window.streamwiseAskBox) and hands it the data channel and
-// every "question" / "question_error" / "ended" message.
+// player.js creates the box (window.streamwiseAskBox) and hands it the data channel, the
+// microphone's sender, and every "question" / "question_error" / "voice" / "ended" message.
+// Asking by voice is voice.js's talk button; its words come back as a question like these.
 (function () {
   const FINAL = new Set(["answered", "declined"]);
 
@@ -24,16 +25,27 @@
     const send = document.getElementById("ask-send");
     const statusEl = document.getElementById("ask-status");
     const listEl = document.getElementById("ask-mine");
+    const talk = document.getElementById("ask-talk");
     const base = `/api/episodes/${opts.episode}/questions`;
     const mine = new Map();  // question id -> the latest we know of it
     let channel = null;
     let waitUntil = 0;  // a 429's Retry-After, as performance.now() milliseconds
     let closed = null;  // why no question can be asked any more
+    let heard = null;  // the words of a spoken question, until the server answers it
 
     function say(message, error) {
       statusEl.textContent = message;
       statusEl.classList.toggle("error", !!error);
     }
+    const voice = talk && window.streamwiseVoiceButton ? window.streamwiseVoiceButton({
+      button: talk, say,
+      name: () => name.value.trim() || null,
+      send(message) {
+        if (!channel || channel.readyState !== "open") return false;
+        channel.send(JSON.stringify(message));
+        return true;
+      },
+    }) : null;
     function render() {
       listEl.replaceChildren();
       for (const q of mine.values()) {
@@ -47,6 +59,7 @@
     function refreshButton() {
       const wait = Math.ceil((waitUntil - performance.now()) / 1000);
       send.disabled = closed !== null || wait > 0;
+      if (voice) voice.setAllowed(!send.disabled);
       if (wait > 0) { send.textContent = `Ask again in ${wait} s`; setTimeout(refreshButton, 500); }
       else send.textContent = "Ask";
     }
@@ -67,8 +80,9 @@
       mine.set(q.id, q);
       render();
       if (!asked) return;
-      text.value = "";
-      say("Sent. Where it stands:", false);
+      if (heard === null) text.value = "";
+      say(heard === null ? "Sent. Where it stands:" : `Heard “${heard}”: sent. Where it stands:`, false);
+      heard = null;
       if (poll) follow(q.id);
     }
     function onError(status, detail, retryAfter) {
@@ -76,7 +90,9 @@
       // 409: over for good (finished, cut short), or not started yet: the episode says which.
       if (status === 409) loadState();
       if (status === 429 && retryAfter) { waitUntil = performance.now() + retryAfter * 1000; refreshButton(); }
-      say(detail || `the server answered ${status}`, true);
+      const why = detail || `the server answered ${status}`;
+      say(heard === null ? why : `Heard “${heard}”, but ${why}`, true);
+      heard = null;
     }
 
     // A question asked over the REST API is not pushed (the channel pushes only its own):
@@ -128,16 +144,24 @@
         if (q.max_chars) text.maxLength = q.max_chars;
         if (!q.enabled) off(`Questions are off: ${q.disabled_reason}`);
         else if (q.closed) close(q.closed);
+        if (voice && q.voice === false) voice.off("this show takes typed questions only");
       }).catch(() => {});
     }
     loadState();
 
     return {
       setChannel(ch) { channel = ch; },
+      // Whether the page can send a microphone (player.js then offers a transceiver for it).
+      voiceCapable: !!(voice && voice.capable),
+      setMicrophone(sender) { if (voice) voice.setSender(sender); },
       onMessage(msg) {
-        if (msg.type === "question" && msg.mine) {
+        if (msg.type === "voice") {
+          if (msg.state === "heard") heard = msg.text;
+          if (voice) voice.onMessage(msg);
+        } else if (msg.type === "question" && msg.mine) {
           onQuestion(msg, false);
         } else if (msg.type === "question_error") {
+          if (voice) voice.onMessage(msg);
           onError(msg.status, msg.detail, msg.retry_after_s);
         } else if (msg.type === "ended" && closed === null) {
           close("The episode has ended: questions are closed.");

@@ -120,6 +120,9 @@
     window.streamwisePc = pc;
     pc.addTransceiver("video", { direction: "recvonly" });
     pc.addTransceiver("audio", { direction: "recvonly" });
+    // The viewer's microphone, for questions by voice (voice.js): negotiated now, silent
+    // until the talk button puts a track on it.
+    if (ask && ask.voiceCapable) ask.setMicrophone(pc.addTransceiver("audio", { direction: "sendonly" }).sender);
     const channel = pc.createDataChannel("captions");
     if (ask) ask.setChannel(channel);
     channel.onmessage = (ev) => {
@@ -128,7 +131,7 @@
       else if (msg.type === "line") addLine(msg);
       else if (msg.type === "queue") showQueue(msg);
       else if (msg.type === "ended") stateEl.textContent = "ended";
-      if (ask && (msg.type === "question" || msg.type === "question_error" || msg.type === "ended")) ask.onMessage(msg);
+      if (ask && ["question", "question_error", "voice", "ended"].includes(msg.type)) ask.onMessage(msg);
     };
     const stream = new MediaStream();
     pc.ontrack = (ev) => {

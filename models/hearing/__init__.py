@@ -1,0 +1,1 @@
+"""Speech recognisers: the words of a viewer's spoken question (pocketsphinx)."""
