@@ -30,6 +30,16 @@ def test_a_slow_worker_makes_it_step_down():
     assert p.decisions[-1].reason == "deadline at risk: stepping down"
 
 
+def test_the_first_segment_after_a_question_is_drawn_at_the_floor_then_climbs_again():
+    p = planner()
+    for i in range(4):
+        p.choose(i, media_s=3.0, slack_s=10.0)
+    assert p.decisions[-1].tier == "720p"
+    assert p.choose(4, media_s=1.5, slack_s=10.0, urgent=True).name == "240p", "whatever the slack"
+    assert "question" in p.decisions[-1].reason
+    assert p.choose(5, media_s=3.0, slack_s=10.0).name == "360p"
+
+
 def test_never_below_the_floor():
     p = planner(floor="360p")
     assert p.choose(0, media_s=3.0, slack_s=0.0).name == "360p"

@@ -154,7 +154,8 @@ class TierPlanner:
 
     def plan(self, segment: int, media_s: float, slack_s: float, backlog_s: float = 0.0,
              capacity: float = 1.0, fastest: float = 1.0, max_parts: int = 1,
-             cold: Collection[str] = (), per_tier: Mapping[str, TierView] | None = None) -> Decision:
+             cold: Collection[str] = (), per_tier: Mapping[str, TierView] | None = None,
+             urgent: bool = False) -> Decision:
         """Tier and worker count for ``segment``, from the costs, its slack and the queue ahead.
 
         ``backlog_s`` is the drawing work (speed-1 seconds) queued ahead of this
@@ -164,6 +165,9 @@ class TierPlanner:
         been drawn by every worker yet and cost their first-time setup on top.
         ``per_tier``: when pools draw different tiers (GPU pools for the neural
         tiers), each tier's own slots and queue replace the four figures above.
+        ``urgent``: the first segment after a viewer's question, due a moment after it is
+        voiced while the workers may still be drawing what the question replaced: the floor
+        tier, so it is ready soonest (the next segments climb from there).
         """
         views = {name: per_tier.get(name, TierView(capacity, fastest, max_parts, backlog_s)) if per_tier
                  else TierView(capacity, fastest, max_parts, backlog_s) for name in self.names}
@@ -172,6 +176,8 @@ class TierPlanner:
             predicted = self.costs.rtf(name) * media_s / max(views[name].fastest, 1e-9)
             return self._record(segment, name, f"{self.policy} policy", slack_s, predicted, 1, views[name].backlog_s)
         top = len(self.ladder) - 1 if self._last is None else min(len(self.ladder) - 1, self._last + 1)
+        if urgent:
+            top = self.floor
         default = self.names.index(self.default)
         gate = self._cpu_gate(default)
         if gate is not None:
@@ -186,7 +192,8 @@ class TierPlanner:
             for parts in ((1, view.workers) if view.workers > 1 else (1,)):
                 predicted = self._predict(self.names[i], media_s, view, parts, cold)
                 if predicted + spare <= slack_s:
-                    why = self._why(i, parts) + (gate[1] if gate is not None and i == top else "")
+                    why = ("after a viewer's question: the floor tier, ready soonest" if urgent
+                           else self._why(i, parts) + (gate[1] if gate is not None and i == top else ""))
                     return self._record(segment, self.names[i], why, slack_s, predicted, parts, view.backlog_s)
         name = self.names[self.floor]
         view = views[name]

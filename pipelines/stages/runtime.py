@@ -126,6 +126,8 @@ class EpisodeRuntime:
         self.voiced: list[VoicedSegment] = []
         self._voiced_end = 0
         self._held: list[ReadySegment] = []
+        #: The first segment of the last question's reading (-1: none yet): drawn at the floor tier.
+        self._answer_first = -1
         self.script_ended = False
         #: The archive holds everything before this clock sample: a splice never goes earlier.
         self.archived_until = 0
@@ -330,7 +332,8 @@ class EpisodeRuntime:
                 if len(self._warm.get(t, ())) < (per_tier[t].workers if per_tier else video.workers)]
         return self.planner.plan(index, voiced.media_s, deadline - time.monotonic(),
                                  backlog_s=video.backlog_s(deadline), capacity=video.capacity,
-                                 fastest=video.fastest, max_parts=video.workers, cold=cold, per_tier=per_tier)
+                                 fastest=video.fastest, max_parts=video.workers, cold=cold, per_tier=per_tier,
+                                 urgent=index == self._answer_first)
 
     def _draw(self, voiced: VoicedSegment, quality: Quality, frames: tuple[int, int] | None = None,
               parts: int = 1) -> FrameList:
@@ -574,7 +577,7 @@ class EpisodeRuntime:
         self.lines = list(history)
         self.pace.rewind(*kept_pace(self.voiced))
         pending = sum(1 for v in self._inflight.values() if v.start < at)
-        self.progress.written = self.progress.voiced = len(self.voiced)
+        self.progress.written = self.progress.voiced = self._answer_first = len(self.voiced)
         self.progress.rendered = len(self.voiced) - pending
         assert self.questions is not None
         self.questions.answering(question, at)
