@@ -430,7 +430,7 @@ def test_concurrent_episodes_write_on_contexts_of_their_own(monkeypatch):
 # --------------------------------------------------------------------------- a viewer's question
 def test_a_resumed_script_reads_the_question_answers_it_and_goes_back(real_writer: LlamaCppWriter) -> None:
     from models.protocols import ViewerQuestion
-    from models.script.questions import clean_question, reading_line
+    from models.script.questions import answer_tokens, bridge_cue, clean_question, reading_line
 
     first = [e for e in real_writer.stream(ScriptRequest(topic="how bread rises", duration_s=40))
              if isinstance(e, DialogueLine)]
@@ -449,3 +449,7 @@ def test_a_resumed_script_reads_the_question_answers_it_and_goes_back(real_write
     assert asked[1].text.startswith("Great question, Maya!") or "tricky one" in asked[1].text
     assert asked[-1].text.startswith("Now, back to how bread rises")
     assert lines[len(asked)].question is None and isinstance(events[-1], ScriptEnd)
+    # An aside: lines no longer than their token limits (a word is at least a token).
+    line_limit, bridge_limit = answer_tokens(real_writer.max_line_tokens)
+    assert all(len(line.text.split()) <= 4 + line_limit for line in asked[1:-1])
+    assert len(asked[-1].text.split()) <= len(bridge_cue("how bread rises").split()) + bridge_limit

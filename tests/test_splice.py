@@ -64,14 +64,14 @@ def test_the_splice_point_is_the_first_boundary_after_the_earliest_preferring_a_
         (0, "line 0 part 0. line 0 part 1."), (1, "line 1 part 2.")]
 
 
-def test_the_margin_grows_while_answers_take_longer_than_it_to_reach_the_viewers() -> None:
+def test_the_margin_grows_while_answers_take_longer_than_it_to_be_drawn() -> None:
     spec = QuestionsSpec()
     splicer = Splicer(episode=None, board=QuestionBoard(spec), spec=spec)  # type: ignore[arg-type]
     assert splicer.margin_s() == spec.splice_margin_s
-    splicer._spliced = (clock.to_samples(10.0), time.monotonic() - 2.0)
-    splicer.released(clock.to_samples(9.0))  # a segment before the splice: not its answer
+    splicer.answer_drawn()  # no splice under way: nothing to learn
     assert splicer.ready_s == []
-    splicer.released(clock.to_samples(10.0))
+    splicer._spliced = (clock.to_samples(10.0), time.monotonic() - 2.0)
+    splicer.answer_drawn()
     assert splicer.ready_s[0] >= 2.0 and splicer.margin_s() >= 2.0 + MARGIN_SAFETY_S
     splicer.ready_s += [0.1, 0.1, 0.1]
     assert splicer.margin_s() == spec.splice_margin_s, "only the recent splices count"

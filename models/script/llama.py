@@ -60,6 +60,7 @@ from models.script.prompts import (
 from models.script.questions import (
     ANSWER_LINES,
     answer_cue,
+    answer_tokens,
     bridge_cue,
     canned_answer,
     reading_line,
@@ -437,10 +438,11 @@ class LlamaCppWriter:
         parser.echoes.allow([reading, *cues])  # answers name what was asked, on purpose
         yield self._said(run, parser.said(reading))
         declined = ""
+        line_limit, bridge_limit = answer_tokens(self.max_line_tokens)
         try:
             for k in range(ANSWER_LINES):
                 label = run.labels[len(parser.lines) % 2]
-                line = yield from self._one_line(run, label, cues[0] if k == 0 else "", self.max_line_tokens,
+                line = yield from self._one_line(run, label, cues[0] if k == 0 else "", line_limit,
                                                  Phase.BODY, self.min_body_words)
                 if line is None:
                     # Half an answer stands (the bridge follows); none at all is declined.
@@ -453,7 +455,7 @@ class LlamaCppWriter:
         if declined:
             yield self._said(run, parser.said(canned_answer()))
         label = run.labels[len(parser.lines) % 2]
-        bridge = yield from self._one_line(run, label, cues[1], self.max_line_tokens, Phase.BODY, self.min_body_words)
+        bridge = yield from self._one_line(run, label, cues[1], bridge_limit, Phase.BODY, self.min_body_words)
         if bridge is None:
             yield self._said(run, parser.said(cues[1]))
         else:

@@ -19,11 +19,16 @@ from collections.abc import Iterable, Iterator
 
 from models.protocols import DialogueLine, ViewerQuestion
 from models.script.parser import ScriptParser
-from models.script.questions import ANSWER_LINES, answer_cue, bridge_cue
+from models.script.questions import (
+    ANSWER_LINE_WORDS,
+    ANSWER_LINES,
+    answer_cue,
+    bridge_cue,
+)
 from models.script.text import normalize_for_compare
 
 #: Words the model is asked for per answer or bridge line (it sizes the token limit too).
-WORDS_PER_ANSWER_LINE = 30
+WORDS_PER_ANSWER_LINE = ANSWER_LINE_WORDS
 #: A first sentence at most this many words longer than the cue that starts like it ("Great
 #: question!") is the model's own version of it: replaced by the cue rather than said twice.
 _CUE_LIKE_EXTRA_WORDS = 3

@@ -27,6 +27,20 @@ MAX_QUESTION_CHARS = 280
 MAX_NAME_CHARS = 32
 #: Lines the hosts give the answer after the reading (the bridge back comes after them).
 ANSWER_LINES = 2
+#: Words an answer line is written with at most, and the bridge back to the topic: an answer
+#: is an aside, and a question asked meanwhile waits for its end.
+ANSWER_LINE_WORDS = 30
+BRIDGE_WORDS = 18
+
+
+def line_tokens(words: int) -> int:
+    """A token limit for a line of about ``words`` words (cut back to its last full sentence)."""
+    return int(words * 1.6) + 8
+
+
+def answer_tokens(max_line_tokens: int) -> tuple[int, int]:
+    """Token limits of an answer line and of the bridge back, within a writer's line limit."""
+    return min(max_line_tokens, line_tokens(ANSWER_LINE_WORDS)), min(max_line_tokens, line_tokens(BRIDGE_WORDS))
 
 
 class BadQuestion(ValueError):

@@ -397,6 +397,8 @@ class EpisodeRuntime:
         except Exception as exc:
             raise EpisodeError(f"video stage failed on segment {voiced.seg.index}: {exc}") from exc
         frames = pieces[0] if parts == 1 else FrameList.join(pieces)
+        if voiced.seg.index == self._answer_first and self.splicer is not None:
+            self.splicer.answer_drawn()
         self.progress.rendered += 1
         self._rendered_event.set()
         self._notify()
@@ -415,8 +417,6 @@ class EpisodeRuntime:
             # Viewers start playing now: later deadlines count from here.
             self._origin = max(self._origin, time.monotonic())
         self._ready_end = seg.end
-        if self.splicer is not None:
-            self.splicer.released(seg.start)
         return seg
 
     def _prewarm(self, quality: Quality) -> None:

@@ -32,7 +32,7 @@ LINE_END_WINDOW_S = 0.5
 #: A segment's end (a sentence's or clause's) this close is worth waiting for over a cut
 #: between two words.
 SEGMENT_END_WINDOW_S = 0.25
-#: Kept between how long this episode's recent answers took to reach the viewers and the
+#: Kept between how long this episode's recent answers took to be voiced and drawn and the
 #: margin a splice leaves: the machine's pace varies from one splice to the next.
 MARGIN_SAFETY_S = 0.4
 #: Recent splices that set the margin.
@@ -111,9 +111,9 @@ class Splicer:
         self.gave_up = ""
         #: Where the last answer's voiced lines end: a splice never cuts before it.
         self.floor = 0
-        #: Seconds from each splice to its first segment reaching the viewers, in order.
+        #: Seconds from each splice to its first segment being voiced and drawn, in order.
         self.ready_s: list[float] = []
-        self._spliced: tuple[int, float] | None = None  # (at, when) of the splice not yet ready
+        self._spliced: tuple[int, float] | None = None  # (at, when) of the splice not yet drawn
         self._task: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -134,16 +134,16 @@ class Splicer:
         else:
             self.settle()
 
-    def released(self, start: int) -> None:
-        """A segment starting at clock sample ``start`` was handed to the viewers."""
-        if self._spliced is not None and start >= self._spliced[0]:
+    def answer_drawn(self) -> None:
+        """The first segment of the answer under way is voiced and drawn."""
+        if self._spliced is not None:
             self.ready_s.append(time.monotonic() - self._spliced[1])
             self._spliced = None
 
     def margin_s(self) -> float:
         """Media time a splice leaves ahead of the furthest viewer: the configured margin, or
-        more while this episode's recent answers took longer than that to be ready (a busy
-        machine: several episodes, a slow writer)."""
+        more while this episode's recent answers took longer than that to be voiced and drawn
+        (a busy machine: several episodes, a slow writer)."""
         recent = self.ready_s[-RECENT_SPLICES:]
         return max(self.spec.splice_margin_s, max(recent, default=0.0) + MARGIN_SAFETY_S)
 
