@@ -46,7 +46,9 @@ class ScriptRequest:
     #: The lines already played, when the script goes on from the middle of an episode
     #: (after a viewer's question): no title, no opening; line numbers go on from them.
     history: tuple[DialogueLine, ...] = ()
-    #: A viewer's question to read out and answer first, then back to the topic.
+    #: A viewer's question to read out and answer first, then back to the topic. The
+    #: stream's first event is then its reading, worded without the model: it is asked for
+    #: off the model's thread, so it is not kept waiting behind another episode's line.
     question: ViewerQuestion | None = None
     #: Set by the runtime when it no longer wants this stream (a splice replaced it): the
     #: writer stops the generation under way at once instead of finishing the line.

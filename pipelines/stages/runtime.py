@@ -199,7 +199,7 @@ class EpisodeRuntime:
         stream = self.models.writer.stream(request)
         failure: Exception | None = None
         try:
-            await self._read_script(stream, segmenter, out)
+            await self._read_script(stream, segmenter, out, reading_first=question is not None)
         except asyncio.CancelledError:
             _close(stream)  # a splice replaced this script
             raise
@@ -213,7 +213,8 @@ class EpisodeRuntime:
         if failure is not None:
             raise EpisodeError(f"script stage failed: {failure}") from failure
 
-    async def _read_script(self, stream: Iterator[ScriptEvent], segmenter: Segmenter, out: asyncio.Queue) -> None:
+    async def _read_script(self, stream: Iterator[ScriptEvent], segmenter: Segmenter, out: asyncio.Queue,
+                           reading_first: bool = False) -> None:
         done = object()
         lead = self.deployment.runtime.lead_segments
         while True:
@@ -223,9 +224,11 @@ class EpisodeRuntime:
                 self._rendered_event.clear()
             while self._too_far_ahead():
                 await asyncio.sleep(0.2)
-            # The writer serves every episode: the one whose voices are nearest its viewers goes first.
-            event = await self.pools.script.run(next, stream, done, timeline=self.timeline, note="script",
-                                                deadline=self._queue_key(self._voiced_end))
+            if reading_first:  # a question's reading needs no model (ScriptRequest.question)
+                event, reading_first = await asyncio.to_thread(next, stream, done), False
+            else:  # the writer serves every episode: the one whose voices are nearest its viewers goes first
+                event = await self.pools.script.run(next, stream, done, timeline=self.timeline, note="script",
+                                                    deadline=self._queue_key(self._voiced_end))
             if event is done:
                 return
             if isinstance(event, ShowTitle) and not self.lines:
