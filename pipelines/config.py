@@ -246,7 +246,7 @@ class QuestionsSpec(_Strict):
     max_queued: int = Field(3, ge=1, le=50)
     #: Media time kept between the furthest viewer and the splice: the time to voice and
     #: draw the reading of the question, so nobody stalls at it.
-    splice_margin_s: float = Field(1.2, ge=0.2, le=30.0)
+    splice_margin_s: float = Field(1.5, ge=0.2, le=30.0)
     #: While an episode takes questions it generates at most this far ahead of its
     #: furthest viewer: what a question discards, and how long the ending cannot take one.
     max_lead_s: float = Field(20.0, ge=2.0, le=600.0)

@@ -13,9 +13,11 @@ from typing import Protocol
 import numpy as np
 
 from models.protocols import Animator, Quality, SceneInfo, VisualSegment
+from pipelines.playout import clock
 from pipelines.playout.encoding import encode_vp8
 from pipelines.playout.frames import FrameList
 from pipelines.playout.pixels import fit, rgb_to_i420
+from pipelines.segments import ReadySegment
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,21 @@ def store(frames: list[np.ndarray], jpeg_quality: int | None, encode_fps: int | 
     at ``encode_fps`` when given."""
     stored = FrameList.raw(frames) if jpeg_quality is None else FrameList.compress(frames, jpeg_quality)
     return stored if encode_fps is None else stored.encoded(encode_vp8(frames, encode_fps))
+
+
+def title_card(animator: Animator, scene: SceneInfo, stream: Quality, kind: str, span: tuple[int, int],
+               quality: Quality, jpeg_quality: int | None, encode: bool) -> ReadySegment:
+    """A title card (``kind``: intro, outro) in silence, ``span`` = (start, samples) on the clock.
+
+    ``quality`` sets its frame rate; it is drawn at the ``stream`` tier's size, so no tier's
+    supersampling is spent on a still picture.
+    """
+    start, n_samples = span
+    spf = quality.samples_per_frame
+    frames = [rgb_to_i420(animator.title_card(scene, stream, n * spf / clock.CLOCK_RATE))
+              for n in range(clock.frame_count(n_samples, quality.fps))]
+    return ReadySegment(kind=kind, index=-1, start=start, n_samples=n_samples, pcm=np.zeros(n_samples, dtype=np.float32),
+                        quality=quality, frames=store(frames, jpeg_quality, quality.fps if encode else None))
 
 
 def prepare(animator: Animator, qualities: Sequence[Quality]) -> None:

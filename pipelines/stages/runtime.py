@@ -13,8 +13,6 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 
-import numpy as np
-
 from models.protocols import (
     DialogueLine,
     Quality,
@@ -33,7 +31,6 @@ from pipelines.plan.shots import ShotPlanner
 from pipelines.plan.tier_planner import Decision, TierPlanner
 from pipelines.playout import clock
 from pipelines.playout.frames import FrameList
-from pipelines.playout.pixels import rgb_to_i420
 from pipelines.questions import Question, QuestionBoard
 from pipelines.segments import (
     EpisodeError,
@@ -113,6 +110,7 @@ class EpisodeRuntime:
         self._chain: list[asyncio.Task] = []
         #: Video tasks in playout order; the run loop hands their segments over.
         self._ordered: asyncio.Queue = asyncio.Queue()
+        self._voiced_q: asyncio.Queue = asyncio.Queue()  # the current chain's, to be drawn
         self._inflight: dict[asyncio.Task, VoicedSegment] = {}
         #: Which chain each video task came from, and the current chain's number: a task of
         #: an older chain that finished before its splice could not be cancelled, and what it
@@ -365,12 +363,6 @@ class EpisodeRuntime:
             warm.add(slot.name)
         return drawn.frames
 
-    def _store(self, frames: list[np.ndarray], fps: int) -> FrameList:
-        from pipelines.stages.drawing import store
-
-        runtime = self.deployment.runtime
-        return store(frames, runtime.frame_jpeg_quality, fps if runtime.shared_encoding else None)
-
     async def _video(self, voiced: VoicedSegment) -> ReadySegment:
         decision = self._plan(voiced)
         quality = self.deployment.quality.tier(decision.tier)
@@ -426,44 +418,34 @@ class EpisodeRuntime:
         self.models.animator.idle_frame(self.scene, quality, 0)
 
     def card(self, kind: str, start: int, n_samples: int, quality: Quality) -> ReadySegment:
-        """A title card (intro, outro, or filler) of the given length, in silence.
+        """A title card (intro, outro) of the given length: ``drawing.title_card``."""
+        from pipelines.stages.drawing import title_card
 
-        ``quality`` sets its frame rate; the card is drawn at the stream's size, so
-        no tier's supersampling is spent on a still picture.
-        """
-        spf = quality.samples_per_frame
-        frames = self._store([
-            rgb_to_i420(self.models.animator.title_card(self.scene, self.stream, n * spf / clock.CLOCK_RATE))
-            for n in range(clock.frame_count(n_samples, quality.fps))
-        ], quality.fps)
-        return ReadySegment(
-            kind=kind,
-            index=-1,
-            start=start,
-            n_samples=n_samples,
-            pcm=np.zeros(n_samples, dtype=np.float32),
-            quality=quality,
-            frames=frames,
-        )
+        runtime = self.deployment.runtime
+        return title_card(self.models.animator, self.scene, self.stream, kind, (start, n_samples), quality,
+                          runtime.frame_jpeg_quality, runtime.shared_encoding)
 
     # -------------------------------------------------------------- the stream
     async def _dispatch(self, voiced_q: asyncio.Queue) -> None:
         """Start each voiced segment's video at once; keep the tasks in playout order."""
         chain = self._chains
         while (item := await voiced_q.get()) is not None:
-            task = asyncio.create_task(self._video(item), name=f"video-{item.seg.index}")
-            self._inflight[task] = item
-            self._chain_of[task] = chain
-            task.add_done_callback(lambda t: self._inflight.pop(t, None))
-            await self._ordered.put(task)
-        await self._ordered.put(None)
+            self._draw_task(item, chain)
+        self._ordered.put_nowait(None)
+
+    def _draw_task(self, item: VoicedSegment, chain: int) -> None:
+        task = asyncio.create_task(self._video(item), name=f"video-{item.seg.index}")
+        self._inflight[task] = item
+        self._chain_of[task] = chain
+        task.add_done_callback(lambda t: self._inflight.pop(t, None))
+        self._ordered.put_nowait(task)
 
     def _start_chain(self, start: int, history: tuple[DialogueLine, ...] = (),
                      question: ViewerQuestion | None = None) -> None:
         """Script, speech and dispatch from clock sample ``start`` on (the episode's start, or a splice)."""
         texts: asyncio.Queue = asyncio.Queue()
         voiced_q: asyncio.Queue = asyncio.Queue()
-        self._halt = threading.Event()
+        self._voiced_q, self._halt = voiced_q, threading.Event()
         self._chain = [
             asyncio.create_task(self._script(texts, history, question), name="script"),
             asyncio.create_task(self._speech(texts, voiced_q, start), name="speech"),
@@ -563,6 +545,9 @@ class EpisodeRuntime:
         for task in old:
             task.cancel()
         await asyncio.gather(*old, return_exceptions=True)
+        while not self._voiced_q.empty():  # voiced before the cut, not yet sent to be drawn
+            if (item := self._voiced_q.get_nowait()) is not None and item.start < at:
+                self._draw_task(item, self._chains)
         self._cuts[self._chains] = at
         self._chains += 1
         for task, voiced in list(self._inflight.items()):
