@@ -26,7 +26,7 @@ from pipelines.segments import EpisodeRequest, VoicedSegment
 from pipelines.stages.models_loaded import load_models
 from pipelines.stages.pools import StagePools
 from pipelines.stages.runtime import EpisodeRuntime
-from pipelines.stages.splice import MARGIN_SAFETY_S, Splicer, kept_history, splice_point
+from pipelines.stages.splice import FIRST_READY_S, MARGIN_SAFETY_S, Splicer, kept_history, splice_point
 
 CHUNK = clock.AUDIO_PACKET
 
@@ -67,10 +67,10 @@ def test_the_splice_point_is_the_first_boundary_after_the_earliest_preferring_a_
 def test_the_margin_grows_while_answers_take_longer_than_it_to_be_drawn() -> None:
     spec = QuestionsSpec()
     splicer = Splicer(episode=None, board=QuestionBoard(spec), spec=spec)  # type: ignore[arg-type]
-    assert splicer.margin_s() == spec.splice_margin_s
+    assert splicer.margin_s() == max(spec.splice_margin_s, FIRST_READY_S + MARGIN_SAFETY_S), "a prior, at first"
     splicer.answer_drawn()  # no splice under way: nothing to learn
     assert splicer.ready_s == []
-    splicer._spliced = (clock.to_samples(10.0), time.monotonic() - 2.0)
+    splicer._spliced = time.monotonic() - 2.0
     splicer.answer_drawn()
     assert splicer.ready_s[0] >= 2.0 and splicer.margin_s() >= 2.0 + MARGIN_SAFETY_S
     splicer.ready_s += [0.1, 0.1, 0.1]

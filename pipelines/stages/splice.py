@@ -37,6 +37,9 @@ SEGMENT_END_WINDOW_S = 0.25
 MARGIN_SAFETY_S = 0.4
 #: Recent splices that set the margin.
 RECENT_SPLICES = 3
+#: What the first answer of an episode is taken to need before any was measured: it often
+#: comes while the episode is still building its lead, with every worker busy.
+FIRST_READY_S = 1.5
 
 
 def splice_point(voiced: Sequence[VoicedSegment], earliest: int, grid: int) -> int | None:
@@ -113,7 +116,7 @@ class Splicer:
         self.floor = 0
         #: Seconds from each splice to its first segment being voiced and drawn, in order.
         self.ready_s: list[float] = []
-        self._spliced: tuple[int, float] | None = None  # (at, when) of the splice not yet drawn
+        self._spliced: float | None = None  # when the splice whose answer is not drawn yet was made
         self._task: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -137,15 +140,15 @@ class Splicer:
     def answer_drawn(self) -> None:
         """The first segment of the answer under way is voiced and drawn."""
         if self._spliced is not None:
-            self.ready_s.append(time.monotonic() - self._spliced[1])
+            self.ready_s.append(time.monotonic() - self._spliced)
             self._spliced = None
 
     def margin_s(self) -> float:
         """Media time a splice leaves ahead of the furthest viewer: the configured margin, or
         more while this episode's recent answers took longer than that to be voiced and drawn
         (a busy machine: several episodes, a slow writer)."""
-        recent = self.ready_s[-RECENT_SPLICES:]
-        return max(self.spec.splice_margin_s, max(recent, default=0.0) + MARGIN_SAFETY_S)
+        recent = self.ready_s[-RECENT_SPLICES:] or [FIRST_READY_S]
+        return max(self.spec.splice_margin_s, max(recent) + MARGIN_SAFETY_S)
 
     def settle(self) -> None:
         """The question being answered is answered (or declined, if the writer gave up)."""
@@ -176,7 +179,7 @@ class Splicer:
                 self.board.declined(question, "the episode had no room left for it")
                 return
             self.answering, self.gave_up = question, ""
-            self._spliced = (at, time.monotonic())
+            self._spliced = time.monotonic()
             await self.episode.splice(at, question)
         finally:
             self._task = None
