@@ -64,7 +64,8 @@ class ServerState:
         self.filler_cache: dict[tuple[str, str], np.ndarray] = {}
         #: Viewers' reports (stats, and later questions), limited per connection.
         self.reports = RateLimiter(REPORTS_PER_S, REPORT_BURST)
-        #: Recognises questions asked by voice; its worker process starts on first use.
+        #: Recognises questions asked by voice; its worker process starts on the first one
+        #: (a server that is never spoken to runs no recogniser).
         self.hearing = Hearing()
 
     async def load(self) -> None:
@@ -81,15 +82,6 @@ class ServerState:
         self.manager.streaming = self.streaming_viewers
         self.ready = True
         log.info("models loaded: %s", models.load_s)
-        if deployment.questions.enabled and deployment.questions.voice:
-            # In the background: the first spoken question should not wait for it, nor readiness.
-            asyncio.get_running_loop().run_in_executor(None, self._warm_hearing)
-
-    def _warm_hearing(self) -> None:
-        try:
-            self.hearing.warm_up()
-        except Exception:  # a spoken question starts it again, and says so if that fails too
-            log.exception("could not start the speech recogniser")
 
     def streaming_viewers(self, episode: Episode) -> int:
         """Viewers of ``episode`` being sent its media now (started, not at its end)."""

@@ -108,9 +108,8 @@ class EpisodeRuntime:
         self.on_splice = on_splice
         #: The stages now writing, voicing and dispatching (replaced at a splice).
         self._chain: list[asyncio.Task] = []
-        #: Video tasks in playout order; the run loop hands their segments over.
-        self._ordered: asyncio.Queue = asyncio.Queue()
-        self._voiced_q: asyncio.Queue = asyncio.Queue()  # the current chain's, to be drawn
+        #: Video tasks in playout order (the run loop hands them over); the chain's voiced ones.
+        self._ordered, self._voiced_q = asyncio.Queue(), asyncio.Queue()
         self._inflight: dict[asyncio.Task, VoicedSegment] = {}
         #: Which chain each video task came from, and the current chain's number: a task of
         #: an older chain that finished before its splice could not be cancelled, and what it
