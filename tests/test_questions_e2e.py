@@ -45,13 +45,24 @@ def _wait(page: Any, js: str, what: str, timeout_ms: int = TIMEOUT_MS) -> None:
                     f"({exc.__class__.__name__})")
 
 
-def test_a_question_typed_in_the_page_is_heard(browser, base_url: str, client: httpx.Client, test_output) -> None:
+def _watch(browser: Any, base_url: str, duration_s: float) -> tuple[Any, list[tuple[str, str, str]], str]:
+    """A new page watching a new episode on ``TOPIC``; its console messages; the episode's id."""
     page = browser.new_page()
     console: list[tuple[str, str, str]] = []
     page.on("console", lambda m: console.append((m.type, m.text, (m.location or {}).get("url", ""))))
     page.on("pageerror", lambda e: console.append(("pageerror", str(e), "")))
-    page.goto(f"{base_url}/watch?topic={TOPIC.replace(' ', '+')}&duration_s=30", wait_until="domcontentloaded")
-    episode_id = page.evaluate("() => window.STREAMWISE.episode")
+    page.goto(f"{base_url}/watch?topic={TOPIC.replace(' ', '+')}&duration_s={duration_s:g}", wait_until="domcontentloaded")
+    return page, console, page.evaluate("() => window.STREAMWISE.episode")
+
+
+def _errors(console: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    """The page's errors (a missing favicon is none)."""
+    return [(kind, text, url) for kind, text, url in console
+            if kind in ("error", "pageerror") and not url.endswith("/favicon.ico")]
+
+
+def test_a_question_typed_in_the_page_is_heard(browser, base_url: str, client: httpx.Client, test_output) -> None:
+    page, console, episode_id = _watch(browser, base_url, 30)
     try:
         assert page.locator("#ask-text").get_attribute("maxlength") == "280"
         # Once a host speaks (the data channel is open by then), ask.
@@ -87,9 +98,7 @@ def test_a_question_typed_in_the_page_is_heard(browser, base_url: str, client: h
     finally:
         page.close()
         client.delete(f"/api/episodes/{episode_id}")
-    errors = [(kind, text, url) for kind, text, url in console
-              if kind in ("error", "pageerror") and not url.endswith("/favicon.ico")]
-    assert not errors, errors
+    assert not (errors := _errors(console)), errors
 
 
 # ---------------------------------------------------------------- asking by voice
@@ -136,12 +145,7 @@ def _ask_by_voice(page: Any) -> None:
 @pytest.mark.browser
 def test_a_question_spoken_in_the_page_is_asked(microphone_browser: Any, base_url: str, client: httpx.Client,
                                                  test_output: Path) -> None:
-    page = microphone_browser.new_page()
-    console: list[tuple[str, str, str]] = []
-    page.on("console", lambda m: console.append((m.type, m.text, (m.location or {}).get("url", ""))))
-    page.on("pageerror", lambda e: console.append(("pageerror", str(e), "")))
-    page.goto(f"{base_url}/watch?topic={TOPIC.replace(' ', '+')}&duration_s={VOICE_EPISODE_S}", wait_until="domcontentloaded")
-    episode_id = page.evaluate("() => window.STREAMWISE.episode")
+    page, console, episode_id = _watch(microphone_browser, base_url, VOICE_EPISODE_S)
     try:
         _wait(page, "() => document.getElementById('caption').textContent.includes(': ')", "no caption")
         assert page.locator("#ask-talk").is_enabled()
@@ -163,9 +167,7 @@ def test_a_question_spoken_in_the_page_is_asked(microphone_browser: Any, base_ur
     finally:
         page.close()
         client.delete(f"/api/episodes/{episode_id}")
-    errors = [(kind, text, url) for kind, text, url in console
-              if kind in ("error", "pageerror") and not url.endswith("/favicon.ico")]
-    assert not errors, errors
+    assert not (errors := _errors(console)), errors
 
 
 @pytest.mark.browser
