@@ -55,8 +55,8 @@ def splice_point(voiced: Sequence[VoicedSegment], earliest: int, grid: int) -> i
     end = ahead[0].end
     if end <= earliest + clock.to_samples(SEGMENT_END_WINDOW_S):
         return end
-    gaps = [at for v in ahead for at in v.gaps(grid) if at >= earliest]
-    return min([end, *gaps])
+    # Only the first segment's gaps come before its end: later ones' never win.
+    return min([end, *(at for at in ahead[0].gaps(grid) if at >= earliest)])
 
 
 def kept_history(kept: Sequence[VoicedSegment]) -> tuple[DialogueLine, ...]:

@@ -319,7 +319,8 @@ class EpisodeManager:
         cut = episode.buffer.truncate(at)
         episode.transcript.truncate(at, cut)
         pending = self._unarchived.get(episode.id, [])
-        pending[:] = [s if s.end <= at else s.cut(at) for s in pending if s.start < at]
+        # The queue holds the buffer's segments: the one cut is the buffer's cut.
+        pending[:] = [cut if cut is not None and s.start == cut.start else s for s in pending if s.start < at]
 
     def _on_segment(self, episode: Episode, segment: ReadySegment) -> None:
         now = round(time.monotonic() - episode.created, 3)
