@@ -418,13 +418,13 @@ def test_concurrent_episodes_write_on_contexts_of_their_own(monkeypatch):
     for s in streams:
         for _ in range(3):  # title, hosts, first line: from here on every stream holds a context
             next(s)
-    contexts = [writer._llm, *writer._extra]
+    contexts = writer._pool.contexts
     assert len(contexts) == 2, "no more contexts than configured"
     assert all(c.prompts for c in contexts)
-    assert sorted(writer._users[id(c)] for c in contexts) == [1, 2]
+    assert sorted(writer._pool.holders(c) for c in contexts) == [1, 2]
     for s in streams:
         s.close()  # an episode that ends gives its context back
-    assert all(writer._users[id(c)] == 0 for c in contexts)
+    assert all(writer._pool.holders(c) == 0 for c in contexts)
 
 
 # --------------------------------------------------------------------------- a viewer's question
@@ -453,3 +453,45 @@ def test_a_resumed_script_reads_the_question_answers_it_and_goes_back(real_write
     line_limit, bridge_limit = answer_tokens(real_writer.max_line_tokens)
     assert all(len(line.text.split()) <= 4 + line_limit for line in asked[1:-1])
     assert len(asked[-1].text.split()) <= len(bridge_cue("how bread rises").split()) + bridge_limit
+
+
+def test_a_halted_stream_hands_its_context_and_head_to_the_episode_going_on(monkeypatch):
+    """After a splice the script goes on on the context its episode wrote on, with the same
+    head (title, outline) and transcript: llama.cpp then evaluates only the new tokens."""
+    import os
+    import threading
+
+    from models.protocols import ViewerQuestion
+    from models.script.llama import OUTLINE_AFTER_LINES
+
+    def answer(prompt: str, kw: dict[str, Any]) -> str:
+        return distinct_sentence(len(prompt))
+
+    writer, fake = fake_writer(answer, contexts=3)
+    monkeypatch.setattr(writer, "_new_llama", lambda: FakeLlama(answer))
+    halt = threading.Event()
+    old = writer.stream(ScriptRequest(topic="tides", duration_s=120, halt=halt))
+    lines: list[DialogueLine] = []
+    while len(lines) < OUTLINE_AFTER_LINES + 3:
+        if isinstance(event := next(old), DialogueLine):
+            lines.append(event)
+    other = writer.stream(ScriptRequest(topic="bread", duration_s=120))
+    for _ in range(3):
+        next(other)  # another episode holds a second context
+    last_old_prompt = fake.prompts[-1]
+    assert "OUTLINE:" in last_old_prompt
+    halt.set()  # the splice: the old stream is no longer wanted, though not closed yet
+    history = tuple(lines[:OUTLINE_AFTER_LINES + 1])
+    resumed = writer.stream(ScriptRequest(topic="tides", duration_s=120, history=history,
+                                          question=ViewerQuestion(id="q1", text="Why tides?", name="Maya")))
+    assert next(resumed).question == "q1"  # the reading
+    before = len(fake.prompts)
+    next(resumed)  # the first answer line
+    assert len(fake.prompts) > before, "written on the episode's own context"
+    shared = os.path.commonprefix([last_old_prompt, fake.prompts[-1]])
+    assert f"{history[-1].text}\n" in shared, "head and transcript up to the cut unchanged"
+    with pytest.raises(StopIteration):
+        next(old)  # the halted stream ends at its next generation ...
+    assert writer._pool.holders(fake) == 1  # ... and gives its hold back
+    for s in (other, resumed):
+        s.close()

@@ -44,6 +44,15 @@ from models.protocols import (
 )
 from models.script.episode import NUDGES, EpisodePlan, Phase, turn_problem
 from models.script.gguf import model_info, resolve_model
+from models.script.llama_contexts import (
+    ContextPool,
+    Halted,
+    Head,
+    Heads,
+    count_tokens,
+    episode_key,
+    fit_prompt,
+)
 from models.script.llama_run import Gen, Run, StreamStats, failed_start
 from models.script.outline import OUTLINE_CUE, Outline
 from models.script.parser import ScriptParser
@@ -164,10 +173,10 @@ class LlamaCppWriter:
         self._load_lock = threading.Lock()
         #: Episodes writing at once each get a llama.cpp context of their own: its KV cache
         #: keeps that episode's transcript, where a shared context would evaluate the whole
-        #: transcript again at every switch between episodes.
+        #: transcript again at every switch between episodes (models/script/llama_contexts.py).
         self.contexts = max(1, int(contexts))
-        self._extra: list[Llama] = []
-        self._users: dict[int, int] = {}
+        self._pool: ContextPool | None = None
+        self._heads = Heads()
         self._gen_locks: dict[int, threading.Lock] = {}
         self.last_stats = StreamStats()
         if not lazy:
@@ -199,34 +208,23 @@ class LlamaCppWriter:
                 atexit.register(self.close)
         return self._llm
 
-    def _acquire(self) -> Llama:
-        """A context for one episode: a free one, a new one (up to ``contexts``), else the least shared."""
+    def _acquire(self, episode: str | None = None, halt: threading.Event | None = None) -> Llama:
+        """A context for one stream of ``episode`` (ContextPool.acquire)."""
         primary = self._load()
         with self._load_lock:
-            pool = [primary, *self._extra]
-            free = [c for c in pool if not self._users.get(id(c))]
-            if free:
-                llm = free[0]
-            elif len(pool) < self.contexts:
-                llm = self._new_llama()
-                self._extra.append(llm)
-            else:
-                llm = min(pool, key=lambda c: self._users.get(id(c), 0))
-            self._users[id(llm)] = self._users.get(id(llm), 0) + 1
-        return llm
+            if self._pool is None:
+                self._pool = ContextPool(primary, self._new_llama, self.contexts)
+        return self._pool.acquire(episode, halt)
 
-    def _release(self, llm: Llama) -> None:
-        with self._load_lock:
-            self._users[id(llm)] = max(0, self._users.get(id(llm), 0) - 1)
+    def _release(self, llm: Llama, halt: threading.Event | None = None) -> None:
+        if self._pool is not None:
+            self._pool.release(llm, halt)
 
     def close(self) -> None:
         with self._load_lock:
-            for llm in [self._llm, *self._extra]:
-                if llm is not None:
-                    llm.close()
-            self._llm = None
-            self._extra.clear()
-            self._users.clear()
+            if self._pool is not None:
+                self._pool.close()
+            self._llm = self._pool = None
 
     def warm_up(self) -> None:
         """Load the model and evaluate the static prompt header.
@@ -268,6 +266,8 @@ class LlamaCppWriter:
         finish = "stop"
         n = 0
         with lock:
+            if halt is not None and halt.is_set():
+                raise Halted  # the stream is no longer wanted: the model is free for the next one
             t0 = time.perf_counter()
             for chunk in llm.create_completion(
                 prompt,
@@ -287,8 +287,7 @@ class LlamaCppWriter:
                 if choice.get("finish_reason"):
                     finish = choice["finish_reason"]
                 if halt is not None and halt.is_set():
-                    finish = "length"  # the stream is no longer wanted: free the model now
-                    break
+                    raise Halted
             dt = time.perf_counter() - t0
         if stats is not None:
             stats.tokens += n
@@ -301,29 +300,6 @@ class LlamaCppWriter:
         if self.seed is None:
             return None
         return (self.seed + 7919 * line_no + 104_729 * attempt) % (2**31)
-
-    def _fit_context(self, head: str, lines: list[str], cue_line: str, max_new: int, llm: Llama | None = None) -> str:
-        """Keep the prompt short and inside ``n_ctx``: only the recent transcript.
-
-        Small models loop on a long transcript (they copy their own earlier lines),
-        so at most ``context_lines`` lines are kept, dropped in blocks of half that:
-        the prompt prefix changes (one re-evaluation) only every few turns.
-        """
-        llm = llm or self._load()
-        budget = self.n_ctx - max_new - 8
-        window = max(2, self.context_lines)
-        start = 0
-        if len(lines) > window:
-            step = window // 2
-            start = ((len(lines) - window) // step + 1) * step
-        while True:
-            prompt = head + "".join(lines[start:]) + cue_line
-            n = len(llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True))
-            if n <= budget or start >= len(lines):
-                if n > budget:
-                    log.warning("prompt of %d tokens does not fit n_ctx=%d", n, self.n_ctx)
-                return prompt
-            start += max(1, (len(lines) - start) // 4)
 
     def _make_title(self, prompt: str, topic: str, stats: StreamStats, llm: Llama | None = None) -> str:
         """The model's title if it names the topic and is not an example's, else the topic in title case."""
@@ -369,8 +345,10 @@ class LlamaCppWriter:
             max_echo=ECHO_LIMIT,
             free_phrases=(*NUDGES, WRAP_UP_CUE, *(sign_off_cue(h) for h in hosts)),
         )
+        # A resumed episode is known by its opening line (llama_contexts.episode_key).
+        episode = episode_key(topic, request.history[0].text) if request.history else None
         try:
-            llm = self._acquire()
+            llm = self._acquire(episode, request.halt)
         except Exception as exc:  # noqa: BLE001 - the runtime itself failed: still honour the contract
             yield from failed_start(request, hosts, exc)
             return
@@ -384,11 +362,14 @@ class LlamaCppWriter:
             parser=parser,
             stop=("\n", f"{labels[0]}:", f"{labels[1]}:"),
             llm=llm,
+            episode=episode,
         )
         try:
             yield from self._resumed(run) if request.history else self._episode(run)
+        except Halted:
+            return
         finally:
-            self._release(llm)
+            self._release(llm, request.halt)
 
     def _episode(self, run: Run) -> Iterator[ScriptEvent]:
         """The episode's events, written on its own context ``run.llm``."""
@@ -422,9 +403,17 @@ class LlamaCppWriter:
         for line in run.request.history:
             said = run.parser.said(line.text, line.speaker)
             run.transcript.append(f"{run.labels[run.hosts.index(said.speaker)]}: {said.text}\n")
-        run.head += f" {title_from_topic(run.request.topic)}\n"
         plan = EpisodePlan(run.request.word_budget)
         plan.phase = Phase.BODY
+        # The same head as before, so the transcript up to the cut is still in the KV cache.
+        head = self._heads.get(run.episode) if run.episode else None
+        if head is None:
+            run.head += f" {title_from_topic(run.request.topic)}\n"
+        else:
+            run.head, run.outline, run.before_outline = head.text, head.outline, head.before_outline
+            if run.outline is not None:
+                run.section = run.outline.section(run.parser.word_count - run.before_outline,
+                                                  plan.budget - plan.reserve - run.before_outline)
         yield from self._written(run, plan)
 
     def _answer(self, run: Run, question: ViewerQuestion) -> Iterator[ScriptEvent]:
@@ -485,6 +474,9 @@ class LlamaCppWriter:
                 run.transcript.append(f"{label}: {line.text}\n")
                 if run.stats.first_line_s is None:
                     run.stats.first_line_s = time.perf_counter() - run.stats.started
+                if run.episode is None:
+                    run.episode = episode_key(run.topic, parser.lines[0].text)
+                    self._remember(run)
                 if plan.accepted(line.text, parser.word_count, len(parser.lines)):
                     return
                 if len(parser.lines) == OUTLINE_AFTER_LINES and run.outline is None:
@@ -545,6 +537,14 @@ class LlamaCppWriter:
         run.stats.outline, run.stats.outline_drafted = run.outline.items, run.outline.drafted
         run.parser.echoes.allow(run.outline.cues())
         run.head += run.outline.header_line()
+        self._remember(run)
+
+    def _remember(self, run: Run) -> None:
+        """Keep the episode's prompt head for a script that goes on from its middle."""
+        if run.episode is not None:
+            self._heads.remember(run.episode, Head(run.head, run.outline, run.before_outline))
+            if self._pool is not None:
+                self._pool.mark(run.llm, run.episode)
 
     def _finish_stats(self, run: Run, budget: int) -> None:
         """Fill in the episode's totals and log them."""
@@ -564,7 +564,8 @@ class LlamaCppWriter:
         output; yields the line, returns it (or None)."""
         parser = run.parser
         cue_line = f"{label}:" + (f" {cue}" if cue else "")
-        prompt = self._fit_context(run.head, run.transcript, cue_line, max_new, run.llm)
+        prompt = fit_prompt(run.head, run.transcript, cue_line, budget=self.n_ctx - max_new - 8,
+                            window=self.context_lines, count=lambda text: count_tokens(run.llm, text))
         line_no = len(parser.lines)
         for attempt in range(self.max_retries + 1):
             last_try = attempt >= self.max_retries

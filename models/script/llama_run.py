@@ -85,6 +85,8 @@ class Run:
     stop: tuple[str, ...]
     #: This episode's llama.cpp context (its KV cache holds this episode's transcript).
     llm: Llama
+    #: The episode's key once its opening line is known (llama_contexts.episode_key).
+    episode: str | None = None
     #: "ALEX: text\n" lines already accepted.
     transcript: list[str] = field(default_factory=list)
     #: The sub-topics, drafted once the first lines are out (None before).

@@ -1,0 +1,184 @@
+"""The llama.cpp contexts one writer shares between episodes, and each episode's prompt head.
+
+llama.cpp keeps a context's last prompt in its KV cache and evaluates only what a new
+prompt adds after their longest common prefix. Episodes writing at once each get a context
+of their own. A script that goes on from the middle of an episode (after a viewer's
+question) costs only its new tokens when it runs on the context its episode wrote on and
+its prompt starts with the same head (title and outline) as before: ``ContextPool`` hands
+the context back to the same episode, ``Heads`` keeps the head, and ``fit_prompt`` gives
+the same transcript the same prompt.
+
+An episode is known by ``episode_key``: its topic and opening line, which a resumed
+request carries as the first line of its history.
+
+Contract: both classes are thread-safe, ``fit_prompt`` is pure; ``ContextPool.acquire`` never waits. A context
+whose every holder was halted counts as free: the halted streams raise ``Halted`` before
+their next generation, and the per-context generation lock orders the rest.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from models.script.outline import Outline
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
+log = logging.getLogger("models.script.llama")
+
+#: Episodes whose prompt head is kept: more than ever write at once on one writer.
+KEPT_HEADS = 64
+
+
+class Halted(BaseException):
+    """Raised inside a writer's stream whose request was halted: the stream ends at once and
+    gives its context back. A ``BaseException``, like ``GeneratorExit``, so that no
+    ``except Exception`` of the writer takes it for a model error and writes on."""
+
+
+def count_tokens(llm: Llama, text: str) -> int:
+    """Tokens ``text`` takes as a prompt of ``llm`` (with its BOS)."""
+    return len(llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
+
+
+def fit_prompt(head: str, lines: Sequence[str], cue_line: str, *, budget: int, window: int,
+               count: Callable[[str], int]) -> str:
+    """The prompt of the next turn: ``head``, the recent transcript, ``cue_line``; at most
+    ``budget`` tokens by ``count``.
+
+    Small models loop on a long transcript (they copy their own earlier lines), so at most
+    ``window`` lines are kept, dropped in blocks of half that: the prompt's prefix changes
+    (one evaluation of the whole prompt) only every few turns, and the same transcript
+    always gives the same prompt.
+    """
+    window = max(2, window)
+    start = 0
+    if len(lines) > window:
+        step = window // 2
+        start = ((len(lines) - window) // step + 1) * step
+    while True:
+        prompt = head + "".join(lines[start:]) + cue_line
+        n = count(prompt)
+        if n <= budget or start >= len(lines):
+            if n > budget:
+                log.warning("prompt of %d tokens does not fit in %d", n, budget)
+            return prompt
+        start += max(1, (len(lines) - start) // 4)
+
+
+def episode_key(topic: str, opening: str) -> str:
+    """What identifies an episode to its writer: its topic and its opening line."""
+    return f"{topic}\n{opening}"
+
+
+@dataclass
+class _Slot:
+    llm: Llama
+    #: The halt event of each stream holding it (None: a stream that cannot be halted).
+    holders: list[threading.Event | None] = field(default_factory=list)
+    #: The episode that last wrote on it; its transcript is in the KV cache.
+    episode: str | None = None
+    #: Order of the last release, to give a new episode the context least recently used.
+    released: int = 0
+
+    def busy(self) -> bool:
+        return any(h is None or not h.is_set() for h in self.holders)
+
+
+class ContextPool:
+    """Up to ``size`` llama.cpp contexts: the first is given, the rest made when needed."""
+
+    def __init__(self, first: Llama, make: Callable[[], Llama], size: int) -> None:
+        self._make = make
+        self.size = max(1, size)
+        self._slots = [_Slot(first)]
+        self._lock = threading.Lock()
+        self._releases = 0
+
+    @property
+    def contexts(self) -> list[Llama]:
+        with self._lock:
+            return [s.llm for s in self._slots]
+
+    def holders(self, llm: Llama) -> int:
+        """Streams holding ``llm`` now, halted ones included."""
+        with self._lock:
+            return next((len(s.holders) for s in self._slots if s.llm is llm), 0)
+
+    def acquire(self, episode: str | None, halt: threading.Event | None) -> Llama:
+        """A context for one stream of ``episode`` (None: a new episode): the free one that
+        episode last wrote on, else the free one least recently used, else a new one (up to
+        ``size``), else the least shared."""
+        with self._lock:
+            free = [s for s in self._slots if not s.busy()]
+            mine = [s for s in free if episode is not None and s.episode == episode]
+            if mine:
+                slot = mine[0]
+            elif free:
+                slot = min(free, key=lambda s: s.released)
+            elif len(self._slots) < self.size:
+                slot = _Slot(self._make())
+                self._slots.append(slot)
+            else:
+                slot = min(self._slots, key=lambda s: len(s.holders))
+            slot.holders.append(halt)
+            slot.episode = episode if episode is not None else slot.episode
+            return slot.llm
+
+    def mark(self, llm: Llama, episode: str) -> None:
+        """``episode`` writes on ``llm`` (known once a new episode's opening line is out)."""
+        with self._lock:
+            for slot in self._slots:
+                if slot.llm is llm:
+                    slot.episode = episode
+
+    def release(self, llm: Llama, halt: threading.Event | None) -> None:
+        """The stream that acquired ``llm`` with ``halt`` is done."""
+        with self._lock:
+            for slot in self._slots:
+                if slot.llm is llm and halt in slot.holders:
+                    slot.holders.remove(halt)
+                    self._releases += 1
+                    slot.released = self._releases
+                    return
+
+    def close(self) -> None:
+        with self._lock:
+            for slot in self._slots:
+                slot.llm.close()
+            self._slots.clear()
+
+
+@dataclass(frozen=True)
+class Head:
+    """The prompt before an episode's transcript, and the outline it holds."""
+
+    text: str
+    outline: Outline | None = None
+    #: Words said before the outline was drafted (its sections share out the rest).
+    before_outline: int = 0
+
+
+class Heads:
+    """The prompt head of each episode written lately, by ``episode_key``."""
+
+    def __init__(self, size: int = KEPT_HEADS) -> None:
+        self.size = size
+        self._heads: OrderedDict[str, Head] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, episode: str, head: Head) -> None:
+        with self._lock:
+            self._heads[episode] = head
+            self._heads.move_to_end(episode)
+            while len(self._heads) > self.size:
+                self._heads.popitem(last=False)
+
+    def get(self, episode: str) -> Head | None:
+        with self._lock:
+            return self._heads.get(episode)
