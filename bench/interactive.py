@@ -352,6 +352,7 @@ def finish(viewer: Viewer, client: httpx.Client, server: list[dict], args: argpa
     metrics = viewer.page.evaluate("window.streamwiseMetrics") or {}
     listed = client.get(f"/api/episodes/{viewer.episode}/questions").json()["questions"]
     info = client.get(f"/api/episodes/{viewer.episode}").json()
+    timeline = client.get(f"/api/episodes/{viewer.episode}/timeline").json()
     viewer.context.close()
     client.delete(f"/api/episodes/{viewer.episode}")
     by_name = {q["name"]: q for q in listed}
@@ -370,6 +371,8 @@ def finish(viewer: Viewer, client: httpx.Client, server: list[dict], args: argpa
         "played_s": metrics.get("playedSeconds"),
         **splice_figures(viewer, rows, data, server, args),
         "unmatched_clicks": len(data["clicks"]) - sum(1 for r in rows if "clicked_ms" in r),
+        # Where each segment's time went (stage spans, the tier planner's decisions): the JSON only.
+        "timeline": {"spans": timeline.get("spans", []), "decisions": timeline.get("decisions", [])},
     }
 
 
