@@ -50,6 +50,9 @@ class ScriptRequest:
     #: stream's first event is then its reading, worded without the model: it is asked for
     #: off the model's thread, so it is not kept waiting behind another episode's line.
     question: ViewerQuestion | None = None
+    #: Lines written before the question came that nobody has heard yet: said after the
+    #: answer as they are, not written again (``models/script/questions.said_again``).
+    unheard: tuple[DialogueLine, ...] = ()
     #: Set by the runtime when it no longer wants this stream (a splice replaced it): the
     #: writer stops the generation under way at once instead of finishing the line.
     halt: threading.Event | None = None

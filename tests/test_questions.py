@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from models.protocols import CLOCK_RATE
+from models.protocols import CLOCK_RATE, DialogueLine
 from models.script.questions import (
     MAX_NAME_CHARS,
     MAX_QUESTION_CHARS,
@@ -15,6 +15,7 @@ from models.script.questions import (
     clean_name,
     clean_question,
     reading_line,
+    said_again,
 )
 from pipelines.config import QuestionsSpec
 from pipelines.questions import (
@@ -262,3 +263,24 @@ def test_off_refuses_with_the_configured_reason_before_anything_else() -> None:
     with pytest.raises(QuestionsOff, match="this show is pre-recorded"):
         b.ask("", None, asker="a")
     assert b.questions == []
+
+
+# --------------------------------------------------------------------------- said again after the answer
+def _lines(*speakers_texts: tuple[str, str], question: str | None = None) -> list[DialogueLine]:
+    return [DialogueLine(10 + k, who, text, question=question) for k, (who, text) in enumerate(speakers_texts)]
+
+
+def test_unheard_lines_are_said_again_from_the_next_speaker_on() -> None:
+    unheard = _lines(("Alex", "One."), ("Sam", "Two."), ("Alex", "Three."), question="q0")
+    assert [line.text for line in said_again(unheard, "Alex")] == ["One.", "Two.", "Three."]
+    assert [line.text for line in said_again(unheard, "Sam")] == ["Two.", "Three."], "one left out to alternate"
+    assert all(line.question is None for line in said_again(unheard, "Alex"))
+
+
+def test_said_again_stops_at_the_ending_and_where_the_hosts_would_not_alternate() -> None:
+    ending = _lines(("Alex", "One."), ("Sam", "So, to wrap up, that is bread."), ("Alex", "Bye for now!"))
+    assert [line.text for line in said_again(ending, "Alex")] == ["One."]
+    same = _lines(("Alex", "One."), ("Alex", "Two."))
+    assert [line.text for line in said_again(same, "Alex")] == ["One."]
+    assert said_again(_lines(("Sam", "One."), ("Sam", "Two.")), "Alex") == []
+    assert said_again([], "Alex") == []

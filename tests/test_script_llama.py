@@ -495,3 +495,26 @@ def test_a_halted_stream_hands_its_context_and_head_to_the_episode_going_on(monk
     assert writer._pool.holders(fake) == 1  # ... and gives its hold back
     for s in (other, resumed):
         s.close()
+
+
+def test_the_lines_nobody_heard_are_said_after_the_bridge_and_the_model_goes_on_after_them(monkeypatch):
+    from models.protocols import ViewerQuestion
+    from models.script.questions import ANSWER_LINES
+
+    def answer(prompt: str, kw: dict[str, Any]) -> str:
+        return distinct_sentence(len(prompt))
+
+    writer, fake = fake_writer(answer)
+    history = tuple(DialogueLine(k, HOSTS[k % 2], distinct_sentence(1000 + k)) for k in range(5))
+    unheard = (DialogueLine(5, "Sam", "Sam wrote this before the question."),
+               DialogueLine(6, "Alex", "Alex answered Sam."), DialogueLine(7, "Sam", "And Sam answered it."))
+    events = list(writer.stream(ScriptRequest(topic="tides", duration_s=120, history=history, unheard=unheard,
+                                              question=ViewerQuestion(id="q1", text="Why tides?", name="Maya"))))
+    lines = [e for e in events if isinstance(e, DialogueLine)]
+    bridge = lines[1 + ANSWER_LINES]
+    assert bridge.question == "q1" and bridge.speaker == "Alex"
+    # Sam is next: Sam's first unheard line is said as written, then Alex's and Sam's.
+    again = lines[2 + ANSWER_LINES:5 + ANSWER_LINES]
+    assert [(line.speaker, line.text, line.question) for line in again] == [(u.speaker, u.text, None) for u in unheard]
+    assert [line.index for line in lines] == list(range(5, 5 + len(lines)))
+    assert any("SAM: And Sam answered it.\nALEX:" in p for p in fake.prompts), "the model goes on after it"

@@ -380,6 +380,33 @@ def test_question_cues_are_added_when_the_model_leaves_them_out(scripted):
     assert {line.question for line in lines[:4]} == {"q2"} and lines[4].question is None
 
 
+def test_the_lines_nobody_heard_are_said_after_the_bridge_as_written(scripted):
+    past = played(6)  # SAM spoke last: ALEX reads, SAM answers, ALEX adds, SAM bridges
+    unheard = tuple(DialogueLine(6 + k, HOSTS[k % 2], text) for k, text in enumerate((
+        "This line was written for Alex before the question came.",
+        "And this one for Sam, who answers Alex.",
+        "So, to wrap up, the sky is blue.",  # the ending is written afresh, not said again
+    )))
+    question = ViewerQuestion("q4", clean_question("is the sky blue on Mars?"), "Ada")
+    scripted.answers += [
+        ("SAM: Great question, Ada! Mars has a reddish sky by day.\nALEX: And its sunsets are blue.\n"
+         "SAM: Now back to the sky here.\n"),
+        transcript(12, start=20),
+        ENDING,
+    ]
+    writer = OpenAIChatWriter(url_of(scripted), "scripted")
+    events = list(writer.stream(ScriptRequest(topic="the sky", duration_s=200 / WPS, history=past,
+                                              question=question, unheard=unheard)))
+    lines = check_resumed(events, past)
+    bridge = lines[1 + ANSWER_LINES]
+    assert bridge.question == "q4" and bridge.speaker == "Sam"
+    again = lines[2 + ANSWER_LINES:4 + ANSWER_LINES]
+    assert [(line.speaker, line.text) for line in again] == [(line.speaker, line.text) for line in unheard[:2]]
+    assert all(line.question is None for line in again)
+    assert unheard[2].text not in [line.text for line in lines]
+    assert unheard[1].text in scripted.requests[1]["messages"][-2]["content"], "the model goes on after them"
+
+
 @pytest.mark.parametrize("failure", ["http_error", "timeout", "nothing_usable"])
 def test_unanswerable_question_is_declined_and_the_show_goes_on(scripted, failure):
     past = played(6)

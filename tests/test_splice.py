@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 from conftest import run_async
 
+from models.protocols import DialogueLine
+from models.script.questions import said_again
 from pipelines.config import QuestionsSpec, load_deployment, load_workflow
 from pipelines.playout import clock
 from pipelines.playout.buffer import Playhead, PlayoutBuffer
@@ -26,7 +28,15 @@ from pipelines.segments import EpisodeRequest, VoicedSegment
 from pipelines.stages.models_loaded import load_models
 from pipelines.stages.pools import StagePools
 from pipelines.stages.runtime import EpisodeRuntime
-from pipelines.stages.splice import FIRST_READY_S, MARGIN_SAFETY_S, Splicer, kept_history, splice_point
+from pipelines.stages.splice import (
+    FIRST_READY_S,
+    MARGIN_SAFETY_S,
+    Splicer,
+    kept_history,
+    splice_point,
+    unheard_lines,
+    unheard_speech,
+)
 
 CHUNK = clock.AUDIO_PACKET
 
@@ -64,6 +74,21 @@ def test_the_splice_point_is_the_first_boundary_after_the_earliest_preferring_a_
         (0, "line 0 part 0. line 0 part 1."), (1, "line 1 part 2.")]
 
 
+def test_what_a_splice_leaves_unheard_is_kept_to_be_said_again() -> None:
+    voiced = _timeline([(0, 2.0, True), (1, 1.0, False), (1, 1.0, True), (2, 1.5, True)])
+    s = clock.to_samples
+    voiced[2].pcm[:] = 0.25  # line 1's second part: a voice to keep
+    at = s(3.0)  # line 1 is cut after its first part
+    history = kept_history([v for v in voiced if v.start < at])
+    written = [DialogueLine(k, ("Alex", "Sam")[k % 2], f"line {k}.") for k in range(4)]
+    written.append(DialogueLine(4, "Alex", "an earlier answer.", question="q0"))
+    assert [line.index for line in unheard_lines(written, history)] == [2, 3], "whole lines after the cut one"
+    voices = unheard_speech(voiced, at)
+    assert set(voices) == {(1, "line 1 part 2."), (0, "line 2 part 3.")}
+    kept = voices[(1, "line 1 part 2.")]
+    assert kept.n_samples == voiced[2].speech_samples and np.all(kept.pcm == 0.25)
+
+
 def test_the_margin_grows_while_answers_take_longer_than_it_to_be_drawn() -> None:
     spec = QuestionsSpec()
     splicer = Splicer(episode=None, board=QuestionBoard(spec), spec=spec)  # type: ignore[arg-type]
@@ -96,6 +121,22 @@ async def _watch_and_ask(asks: list[float], duration_s: float) -> dict:
 
     runtime = EpisodeRuntime(models, deployment, pools, EpisodeRequest(topic="how bread rises", duration_s=duration_s),
                              questions=board, viewers_at=buffer.furthest, on_splice=on_splice)
+    # Observed, not replaced: the lines each splice left unheard, and every text voiced.
+    unheard: list[tuple[DialogueLine, ...]] = []
+    voiced_texts: list[str] = []
+    start_chain, synthesize = runtime._start_chain, models.speech.synthesize
+
+    def recording_start(start: int, history=(), question=None, lines=()) -> None:
+        if question is not None:
+            unheard.append(lines)
+        start_chain(start, history, question, lines)
+
+    def recording_synthesize(text: str, voice: str):
+        voiced_texts.append(text)
+        return synthesize(text, voice)
+
+    runtime._start_chain = recording_start  # type: ignore[method-assign]
+    models.speech.synthesize = recording_synthesize  # type: ignore[method-assign]
 
     async def produce() -> None:
         async for segment in runtime.run():
@@ -124,7 +165,8 @@ async def _watch_and_ask(asks: list[float], duration_s: float) -> dict:
     finally:
         pools.shutdown()
     return {"buffer": buffer, "transcript": transcript, "board": board, "played": played, "splices": splices,
-            "runtime": runtime, "playhead": playhead, "margin": clock.to_samples(deployment.questions.splice_margin_s)}
+            "runtime": runtime, "playhead": playhead, "margin": clock.to_samples(deployment.questions.splice_margin_s),
+            "unheard": unheard, "voiced_texts": voiced_texts}
 
 
 @pytest.mark.models
@@ -154,5 +196,20 @@ def test_questions_are_spliced_ahead_of_the_viewer_and_answered() -> None:
         assert own[0]["start"] == question.media_start
         assert len(own) >= 3 and own[-1]["text"].startswith("Now, back to how bread rises")
     assert [line["index"] for line in lines] == list(range(len(lines)))
+    # The lines written but unheard at each splice come back after its answer, as written
+    # (unless the next question went in right there: then after that one's), and their
+    # voices are not made twice.
+    again_texts: list[str] = []
+    for question, left in zip((first, second), result["unheard"], strict=True):
+        bridge = max(k for k, line in enumerate(lines) if line.get("question") == question.id)
+        if bridge + 1 < len(lines) and lines[bridge + 1].get("question"):
+            continue
+        nxt = "Sam" if lines[bridge]["speaker"] == "Alex" else "Alex"
+        again = said_again(left, nxt)
+        assert [line["text"] for line in lines[bridge + 1:bridge + 1 + len(again)]] == [a.text for a in again]
+        again_texts += [a.text for a in again]
+    assert again_texts, "a splice ahead of the writer left lines unheard"
+    voiced_again = [t for t in result["voiced_texts"] if any(t in a for a in again_texts)]
+    assert len(voiced_again) == len(set(voiced_again)), "an unheard line's segments were voiced twice"
     assert buffer.segments[-1].kind == "outro"
     assert result["playhead"].stats.stalls == 0

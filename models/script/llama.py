@@ -58,12 +58,12 @@ from models.script.outline import OUTLINE_CUE, Outline
 from models.script.parser import ScriptParser
 from models.script.prompts import (
     CANNED_SIGN_OFFS,
-    EXAMPLE_TITLE_KEYS,
     PROMPT_STYLES,
     WRAP_UP_CUE,
     canned_wrap_up,
     example_lines,
     sign_off_cue,
+    usable_title,
     welcome_line,
 )
 from models.script.questions import (
@@ -73,14 +73,13 @@ from models.script.questions import (
     bridge_cue,
     canned_answer,
     reading_line,
+    said_again,
 )
 from models.script.repetition import ECHO_LIMIT
 from models.script.text import (
-    clean_title,
     intro_topic_phrase,
     sanitize_topic,
     title_from_topic,
-    title_matches_topic,
 )
 
 if TYPE_CHECKING:
@@ -311,16 +310,8 @@ class LlamaCppWriter:
                 prompt, max_tokens=20, temperature=0.5 + 0.3 * attempt, seed=self._seed_for(999, attempt), stats=stats,
                 llm=llm,
             )
-            title = clean_title(gen.text)
-            n = len(title.split())
-            # The title must mention the topic: it is what viewers see first, and a
-            # small model's "creative" title is often about something else.
-            if (
-                2 <= n <= 12
-                and gen.finish_reason == "stop"
-                and title_matches_topic(title, topic)
-                and title.lower() not in EXAMPLE_TITLE_KEYS
-            ):
+            title = usable_title(gen.text, gen.finish_reason == "stop", topic)
+            if title is not None:
                 return title
             stats.rejected.append(f"title: {gen.text!r}")
         return fallback
@@ -386,10 +377,13 @@ class LlamaCppWriter:
 
     def _written(self, run: Run, plan: EpisodePlan) -> Iterator[ScriptEvent]:
         """The turns from ``plan``'s phase on (a viewer's question first, if the request has
-        one), then the ``ScriptEnd``; an error of llama.cpp itself ends the script there."""
+        one, and the lines nobody heard before it), then the ``ScriptEnd``; an error of
+        llama.cpp itself ends the script there."""
         try:
             if run.request.question is not None:
                 yield from self._answer(run, run.request.question)
+                for line in said_again(run.request.unheard, run.hosts[len(run.parser.lines) % 2]):
+                    yield self._said(run, run.parser.said(line.text, line.speaker))
             yield from self._turns(run, plan)
         except Exception as exc:  # llama.cpp runtime error mid-episode
             log.exception("llama.cpp failed mid-episode")

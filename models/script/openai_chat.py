@@ -16,7 +16,9 @@ A resumed stream (``ScriptRequest.history``) goes on from the lines already
 played: they are sent as the transcript so far and count against the budget. A
 viewer's question (``ScriptRequest.question``) is read out by the writer itself,
 verbatim, and answered in a follow-up request (``models/script/openai_resume.py``);
-if no answer comes, a canned one is said and ``QuestionDeclined`` follows.
+if no answer comes, a canned one is said and ``QuestionDeclined`` follows. The lines
+written before the question that nobody heard (``ScriptRequest.unheard``) come next, as
+they were, before anything new.
 
 Contract: ``OpenAIChatWriter.stream`` yields ``ShowTitle``, ``HostsAnnounced``,
 alternating ``DialogueLine``s ending with a goodbye, and exactly one
@@ -59,7 +61,7 @@ from models.script.prompts import (
     example_lines,
     example_transcript_with_ending,
 )
-from models.script.questions import canned_answer, reading_line
+from models.script.questions import canned_answer, reading_line, said_again
 from models.script.repetition import ECHO_LIMIT
 from models.script.text import (
     is_ending_line,
@@ -360,6 +362,7 @@ class OpenAIChatWriter:
         try:
             if request.question is not None:
                 yield from self._answer_question(ep, base, stats, request.question)
+                yield from self._emit_lines(ep, said_again(request.unheard, hosts[ep.next_host()]))
             reason = yield from self._rounds(ep, base, stats)
         except ScriptWriterError as exc:
             if not ep.title_sent:

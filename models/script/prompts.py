@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from models.script.text import clean_title, title_matches_topic
+
 #: A short example episode: it teaches the format, the turn length and the tone.
 #: Its lines are also given to the parser as "already said" so a model that
 #: copies the example instead of writing its own episode gets caught. It has no
@@ -77,6 +79,17 @@ EXAMPLE_TITLE_KEYS: frozenset[str] = frozenset(
     | {EXAMPLE_TITLE.lower()}
     | {title.lower() for _, title, _ in EXTRA_EXAMPLES}
 )
+
+def usable_title(text: str, complete: bool, topic: str) -> str | None:
+    """The model's title, cleaned, if it is one: a few words, not cut off, not an example's,
+    and mentioning the topic (what viewers see first; a small model's "creative" title is
+    often about something else)."""
+    title = clean_title(text)
+    n = len(title.split())
+    if 2 <= n <= 12 and complete and title_matches_topic(title, topic) and title.lower() not in EXAMPLE_TITLE_KEYS:
+        return title
+    return None
+
 
 #: How the example episode ends, for a writer that shows the model a whole episode.
 EXAMPLE_ENDING: tuple[tuple[int, str], ...] = (

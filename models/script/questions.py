@@ -11,6 +11,9 @@ lines or change who speaks. The lines around it are the writers' own words:
 - ``answer_cue``: how the other host starts the answer; the model completes it.
 - ``bridge_cue``: how the line that returns to the topic starts.
 - ``canned_answer``: said when the model cannot answer (error, timeout, nothing usable).
+- ``said_again``: the lines written before the question that nobody heard, said after the
+  bridge as they were written: the show picks up where it was cut off, and the writer does
+  not write that stretch twice.
 
 Contract: pure functions; ``clean_question`` raises ``BadQuestion`` with a message a
 viewer can act on.
@@ -18,8 +21,11 @@ viewer can act on.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import replace
 
-from models.script.text import intro_topic_phrase, normalize_chars
+from models.protocols import DialogueLine
+from models.script.text import intro_topic_phrase, is_ending_line, normalize_chars
 
 #: The longest question, in characters after cleaning.
 MAX_QUESTION_CHARS = 280
@@ -99,3 +105,21 @@ def bridge_cue(topic: str) -> str:
 def canned_answer() -> str:
     """Said when no answer could be written: the show goes on."""
     return "That's a tricky one, and we'd rather not guess. Let's keep it for another episode."
+
+
+def said_again(unheard: Sequence[DialogueLine], next_speaker: str) -> list[DialogueLine]:
+    """The unheard lines to say after the answer: from the first that ``next_speaker`` says
+    (one line is left out when that keeps the hosts alternating), while the hosts alternate,
+    and up to the show's ending, which is written afresh after them."""
+    again: list[DialogueLine] = []
+    for k, line in enumerate(unheard):
+        if is_ending_line(line.text):
+            break
+        if not again and line.speaker != next_speaker:
+            if k:
+                break
+            continue
+        if again and line.speaker == again[-1].speaker:
+            break
+        again.append(replace(line, question=None))
+    return again

@@ -22,6 +22,7 @@ from models.protocols import (
     ScriptEvent,
     ScriptRequest,
     ShowTitle,
+    Speech,
     ViewerQuestion,
 )
 from models.script.pace import SpeakingPace
@@ -43,7 +44,13 @@ from pipelines.spans import Span, Timeline
 from pipelines.stages.models_loaded import LoadedModels
 from pipelines.stages.pools import StagePools
 from pipelines.stages.segmenter import Segmenter
-from pipelines.stages.splice import Splicer, kept_history, kept_pace
+from pipelines.stages.splice import (
+    Splicer,
+    kept_history,
+    kept_pace,
+    unheard_lines,
+    unheard_speech,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +84,7 @@ class EpisodeRuntime:
         self.lines: list[DialogueLine] = []
         self.progress = Progress()
         self.grid = deployment.grid_samples()
-        self.end_reason = ""
+        self.end_reason, self.script_ended = "", False
         q = deployment.quality
         #: Every frame is delivered at this tier's size, whatever tier drew it.
         self.stream = q.stream_tier(request.quality)
@@ -111,10 +118,11 @@ class EpisodeRuntime:
         #: Video tasks in playout order (the run loop hands them over); the chain's voiced ones.
         self._ordered, self._voiced_q = asyncio.Queue(), asyncio.Queue()
         self._inflight: dict[asyncio.Task, VoicedSegment] = {}
+        #: Set at a splice to stop the writer's stream; unheard lines' voices by (speaker, text).
+        self._halt, self._unheard_speech = threading.Event(), dict[tuple[int, str], Speech]()
         #: Which chain each video task came from, and the current chain's number: a task of
         #: an older chain that finished before its splice could not be cancelled, and what it
         #: drew past the splice point must not be handed over.
-        self._halt = threading.Event()
         self._chain_of: dict[asyncio.Task, int] = {}
         self._chains = 0
         #: Where each ended chain was cut: its segments from there on are dropped.
@@ -125,7 +133,6 @@ class EpisodeRuntime:
         self._held: list[ReadySegment] = []
         #: The first segment of the last question's reading (-1: none yet): drawn at the floor tier.
         self._answer_first = -1
-        self.script_ended = False
         #: The archive holds everything before this clock sample: a splice never goes earlier.
         self.archived_until = 0
         self.splicer = Splicer(self, questions, deployment.questions) if questions is not None else None
@@ -173,11 +180,11 @@ class EpisodeRuntime:
 
     # -------------------------------------------------------------- stages
     async def _script(self, out: asyncio.Queue, history: tuple[DialogueLine, ...] = (),
-                      question: ViewerQuestion | None = None) -> None:
+                      question: ViewerQuestion | None = None, unheard: tuple[DialogueLine, ...] = ()) -> None:
         """Pull events from the writer one at a time, so episodes interleave on the one LLM.
 
         With ``history`` the script goes on from the middle of the episode (after a splice),
-        ``question`` first."""
+        ``question`` first, then the ``unheard`` lines."""
         request = ScriptRequest(
             topic=self.request.topic,
             duration_s=self.request.duration_s,
@@ -186,6 +193,7 @@ class EpisodeRuntime:
             pace=self.pace,
             history=history,
             question=question,
+            unheard=unheard,
             halt=self._halt,
         )
         if not history:
@@ -272,7 +280,7 @@ class EpisodeRuntime:
                 if seg is None:
                     break
                 voice = self.voices[seg.speaker]
-                speech = await self.pools.speech.run(
+                speech = self._unheard_speech.pop((seg.speaker, seg.text), None) or await self.pools.speech.run(
                     self.models.speech.synthesize,
                     seg.text,
                     voice,
@@ -440,13 +448,14 @@ class EpisodeRuntime:
         self._ordered.put_nowait(task)
 
     def _start_chain(self, start: int, history: tuple[DialogueLine, ...] = (),
-                     question: ViewerQuestion | None = None) -> None:
-        """Script, speech and dispatch from clock sample ``start`` on (the episode's start, or a splice)."""
+                     question: ViewerQuestion | None = None, unheard: tuple[DialogueLine, ...] = ()) -> None:
+        """Script, speech and dispatch from clock sample ``start`` on (the episode's start, or a
+        splice: ``history``, ``question`` and ``unheard`` as in ``ScriptRequest``)."""
         texts: asyncio.Queue = asyncio.Queue()
         voiced_q: asyncio.Queue = asyncio.Queue()
         self._voiced_q, self._halt = voiced_q, threading.Event()
         self._chain = [
-            asyncio.create_task(self._script(texts, history, question), name="script"),
+            asyncio.create_task(self._script(texts, history, question, unheard), name="script"),
             asyncio.create_task(self._speech(texts, voiced_q, start), name="speech"),
             asyncio.create_task(self._dispatch(voiced_q), name="dispatch"),
         ]
@@ -554,6 +563,7 @@ class EpisodeRuntime:
                 task.cancel()
         # A segment the splice falls inside keeps its words before the cut.
         self._held = [s if s.end <= at else s.cut(at) for s in self._held if s.start < at]
+        self._unheard_speech = unheard_speech(self.voiced, at)
         self.voiced = [v if v.end <= at else v.cut(at) for v in self.voiced if v.start < at]
         self._voiced_end = at
         if self._ready_end is not None and self._ready_end > at:
@@ -561,6 +571,7 @@ class EpisodeRuntime:
         if self.on_splice is not None:
             self.on_splice(at)
         history = kept_history(self.voiced)
+        unheard = unheard_lines(self.lines, history)
         self.lines = list(history)
         self.pace.rewind(*kept_pace(self.voiced))
         pending = sum(1 for v in self._inflight.values() if v.start < at)
@@ -571,7 +582,7 @@ class EpisodeRuntime:
         now = self.timeline.now()
         self.timeline.add(Span("script", len(self.voiced), "", "splice", now, now, now,
                                note=f"question {question.id} at {at / clock.CLOCK_RATE:.2f} s"))
-        self._start_chain(at, history, question.to_viewer())
+        self._start_chain(at, history, question.to_viewer(), unheard)
 
 
 def _close(stream: Iterator[ScriptEvent]) -> None:

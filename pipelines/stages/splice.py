@@ -3,15 +3,21 @@
 The episode runtime generates ahead of its viewers. A question is spliced in at the
 earliest point nobody has seen yet that its first segment can be ready for: after the
 furthest viewer's playhead plus the time to voice and draw the reading of the question.
-Everything voiced after that point is dropped; the script goes on from what is kept.
+Everything voiced after that point is dropped from the timeline; the script goes on from
+what is kept.
 
 The point is a line's end when one comes within ``LINE_END_WINDOW_S`` of the earliest,
 else a segment's end (a sentence's or clause's) when one comes sooner still, else the
 first gap between two words: a host cut mid-sentence stops between words, and the part of
 the segment before the cut plays as it was (``VoicedSegment.cut``).
 
-Contract: ``splice_point``, ``kept_history`` and ``kept_pace`` are pure functions of the
-voiced segments (in clock order, contiguous); ``Splicer`` runs on the event loop.
+The lines written after the one the point falls in are not thrown away: nobody heard
+them, so the hosts say them after the answer (``unheard_lines``), in the voices already made for them
+(``unheard_speech``); the writer goes on after them.
+
+Contract: ``splice_point``, ``kept_history``, ``kept_pace`` and the ``unheard_`` functions
+are pure functions of the voiced segments (in clock order, contiguous) and lines;
+``Splicer`` runs on the event loop.
 """
 from __future__ import annotations
 
@@ -20,7 +26,7 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
-from models.protocols import DialogueLine
+from models.protocols import DialogueLine, Speech
 from models.script.text import word_count
 from pipelines.config import QuestionsSpec
 from pipelines.playout import clock
@@ -73,6 +79,20 @@ def kept_history(kept: Sequence[VoicedSegment]) -> tuple[DialogueLine, ...]:
             lines.append(DialogueLine(index=seg.line_index, speaker=seg.speaker_name, text=seg.text,
                                       question=seg.question))
     return tuple(lines)
+
+
+def unheard_lines(lines: Sequence[DialogueLine], kept: Sequence[DialogueLine]) -> tuple[DialogueLine, ...]:
+    """The lines written after the one the splice falls in (or after the last kept line):
+    nobody heard them, and the script says them after the answer (``ScriptRequest.unheard``)."""
+    last = kept[-1].index if kept else -1
+    return tuple(line for line in lines if line.index > last and not line.question)
+
+
+def unheard_speech(voiced: Sequence[VoicedSegment], at: int) -> dict[tuple[int, str], Speech]:
+    """The voices of the segments wholly after ``at``, by (speaker, text): an unheard line said
+    again after the answer is not voiced twice."""
+    return {(v.seg.speaker, v.seg.text): Speech(v.pcm[:v.speech_samples].copy(), list(v.phonemes))
+            for v in voiced if v.start >= at}
 
 
 def kept_pace(kept: Sequence[VoicedSegment]) -> tuple[int, float, float]:
