@@ -518,3 +518,24 @@ def test_the_lines_nobody_heard_are_said_after_the_bridge_and_the_model_goes_on_
     assert [(line.speaker, line.text, line.question) for line in again] == [(u.speaker, u.text, None) for u in unheard]
     assert [line.index for line in lines] == list(range(5, 5 + len(lines)))
     assert any("SAM: And Sam answered it.\nALEX:" in p for p in fake.prompts), "the model goes on after it"
+
+
+def test_the_first_answer_line_is_retried_once_then_a_weak_line_is_taken():
+    """It follows the reading at once: a second generation at most, not ``max_retries`` more."""
+    from models.protocols import ViewerQuestion
+    from models.script.questions import FIRST_ANSWER_RETRIES, answer_cue
+
+    cue = answer_cue("Maya")
+
+    def answer(prompt: str, kw: dict[str, Any]) -> str:
+        return "it is." if prompt.endswith(cue) else distinct_sentence(len(prompt))
+
+    writer, fake = fake_writer(answer, max_retries=3)
+    history = tuple(DialogueLine(k, HOSTS[k % 2], distinct_sentence(1000 + k)) for k in range(5))
+    stream = writer.stream(ScriptRequest(topic="tides", duration_s=120, history=history,
+                                         question=ViewerQuestion(id="q1", text="Why tides?", name="Maya")))
+    next(stream)  # the reading
+    first = next(stream)
+    assert sum(p.endswith(cue) for p in fake.prompts) == 1 + FIRST_ANSWER_RETRIES
+    assert first.question == "q1" and first.text == f"{cue} it is."
+    stream.close()

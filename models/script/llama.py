@@ -68,6 +68,7 @@ from models.script.prompts import (
 )
 from models.script.questions import (
     ANSWER_LINES,
+    FIRST_ANSWER_RETRIES,
     answer_cue,
     answer_tokens,
     bridge_cue,
@@ -425,8 +426,8 @@ class LlamaCppWriter:
         try:
             for k in range(ANSWER_LINES):
                 label = run.labels[len(parser.lines) % 2]
-                line = yield from self._one_line(run, label, cues[0] if k == 0 else "", line_limit,
-                                                 Phase.BODY, self.min_body_words)
+                line = yield from self._one_line(run, label, cues[0] if k == 0 else "", line_limit, Phase.BODY,
+                                                 self.min_body_words, FIRST_ANSWER_RETRIES if k == 0 else None)
                 if line is None:
                     # Half an answer stands (the bridge follows); none at all is declined.
                     declined = "" if k else "the model could not write an answer"
@@ -552,17 +553,18 @@ class LlamaCppWriter:
         )
 
     def _one_line(
-        self, run: Run, label: str, cue: str, max_new: int, phase: Phase, min_words: int
+        self, run: Run, label: str, cue: str, max_new: int, phase: Phase, min_words: int, retries: int | None = None
     ) -> Generator[ScriptEvent, None, DialogueLine | None]:
         """Generate one turn of at least ``min_words`` words (after the cue), retrying unusable
-        output; yields the line, returns it (or None)."""
+        output (``retries`` times, default ``max_retries``); yields the line, returns it (or None)."""
         parser = run.parser
         cue_line = f"{label}:" + (f" {cue}" if cue else "")
         prompt = fit_prompt(run.head, run.transcript, cue_line, budget=self.n_ctx - max_new - 8,
                             window=self.context_lines, count=lambda text: count_tokens(run.llm, text))
         line_no = len(parser.lines)
-        for attempt in range(self.max_retries + 1):
-            last_try = attempt >= self.max_retries
+        retries = self.max_retries if retries is None else retries
+        for attempt in range(retries + 1):
+            last_try = attempt >= retries
             # A summary repeats what was said on purpose, and on a last try a weak line beats a
             # stuck episode; word-for-word repeats are dropped even then.
             parser.max_echo = ECHO_LIMIT if phase is Phase.BODY and not last_try else 1.0

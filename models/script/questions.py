@@ -37,6 +37,9 @@ ANSWER_LINES = 2
 #: is an aside, and a question asked meanwhile waits for its end.
 ANSWER_LINE_WORDS = 30
 BRIDGE_WORDS = 18
+#: Retries of the first answer line, which follows the reading at once: then a weak line
+#: beats a late one (each retry is a whole generation, seconds on a busy machine).
+FIRST_ANSWER_RETRIES = 1
 
 
 def line_tokens(words: int) -> int:
