@@ -520,8 +520,8 @@ def test_the_lines_nobody_heard_are_said_after_the_bridge_and_the_model_goes_on_
     assert any("SAM: And Sam answered it.\nALEX:" in p for p in fake.prompts), "the model goes on after it"
 
 
-def test_the_first_answer_line_is_retried_once_then_a_weak_line_is_taken():
-    """It follows the reading at once: a second generation at most, not ``max_retries`` more."""
+def test_the_first_answer_line_is_retried_less_then_a_weak_line_is_taken():
+    """It follows the reading at once: ``FIRST_ANSWER_RETRIES`` more generations at most, not ``max_retries``."""
     from models.protocols import ViewerQuestion
     from models.script.questions import FIRST_ANSWER_RETRIES, answer_cue
 

@@ -223,7 +223,9 @@ class LlamaCppWriter:
     def close(self) -> None:
         with self._load_lock:
             if self._pool is not None:
-                self._pool.close()
+                self._pool.close()  # its first context is the model's own
+            elif self._llm is not None:
+                self._llm.close()
             self._llm = self._pool = None
 
     def warm_up(self) -> None:

@@ -39,7 +39,7 @@ ANSWER_LINE_WORDS = 30
 BRIDGE_WORDS = 18
 #: Retries of the first answer line, which follows the reading at once: then a weak line
 #: beats a late one (each retry is a whole generation, seconds on a busy machine).
-FIRST_ANSWER_RETRIES = 1
+FIRST_ANSWER_RETRIES = 2
 
 
 def line_tokens(words: int) -> int:
