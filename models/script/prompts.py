@@ -80,6 +80,7 @@ EXAMPLE_TITLE_KEYS: frozenset[str] = frozenset(
     | {title.lower() for _, title, _ in EXTRA_EXAMPLES}
 )
 
+
 def usable_title(text: str, complete: bool, topic: str) -> str | None:
     """The model's title, cleaned, if it is one: a few words, not cut off, not an example's,
     and mentioning the topic (what viewers see first; a small model's "creative" title is

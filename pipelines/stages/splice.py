@@ -12,8 +12,8 @@ first gap between two words: a host cut mid-sentence stops between words, and th
 the segment before the cut plays as it was (``VoicedSegment.cut``).
 
 The lines written after the one the point falls in are not thrown away: nobody heard
-them, so the hosts say them after the answer (``unheard_lines``), in the voices already made for them
-(``unheard_speech``); the writer goes on after them.
+them, so the hosts say them after the answer (``unheard_lines``), in the voices already
+made for them (``unheard_speech``); the writer goes on after them.
 
 Contract: ``splice_point``, ``kept_history``, ``kept_pace`` and the ``unheard_`` functions
 are pure functions of the voiced segments (in clock order, contiguous) and lines;
