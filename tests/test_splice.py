@@ -164,6 +164,7 @@ async def _watch_and_ask(asks: list[float], duration_s: float) -> dict:
         await asyncio.wait_for(asyncio.gather(produce(), watch()), 400)
     finally:
         pools.shutdown()
+        del models.speech.synthesize  # the adapter is shared with later tests (models.registry)
     return {"buffer": buffer, "transcript": transcript, "board": board, "played": played, "splices": splices,
             "runtime": runtime, "playhead": playhead, "margin": clock.to_samples(deployment.questions.splice_margin_s),
             "unheard": unheard, "voiced_texts": voiced_texts}
