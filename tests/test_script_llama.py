@@ -93,6 +93,8 @@ class FakeLlama:
     def __init__(self, answer):
         self.answer = answer
         self.prompts: list[str] = []
+        self.n_tokens = 0  # nothing in its "KV cache": the writer never shifts it
+        self.input_ids: list[int] = []
 
     def tokenize(self, text: bytes, add_bos: bool = True, special: bool = False) -> list[int]:
         return list(range(len(text) // 4))
@@ -539,3 +541,27 @@ def test_the_first_answer_line_is_retried_less_then_a_weak_line_is_taken():
     assert sum(p.endswith(cue) for p in fake.prompts) == 1 + FIRST_ANSWER_RETRIES
     assert first.question == "q1" and first.text == f"{cue} it is."
     stream.close()
+
+
+@pytest.mark.models
+def test_a_moved_window_is_shifted_in_the_kv_cache_not_evaluated_again(real_writer: LlamaCppWriter) -> None:
+    from models.script.llama_contexts import MIN_SHIFTED_TOKENS, shift_window
+
+    llm = real_writer._acquire()
+    try:
+        head = "Transcript of a podcast about the tides.\n"
+        lines = [f"{('ALEX', 'SAM')[i % 2]}: Line {i} says the moon pulls the sea a little more.\n" for i in range(12)]
+        llm.create_completion(head + "".join(lines[:10]) + "ALEX:", max_tokens=1)
+        moved = head + "".join(lines[4:]) + "ALEX:"  # the window dropped four lines and gained two
+        tokens = llm.tokenize(moved.encode("utf-8"), add_bos=True, special=True)
+        kept = shift_window(llm, tokens)
+        assert kept >= MIN_SHIFTED_TOKENS
+        kept_text = head + "".join(lines[4:10])
+        n_kept = len(llm.tokenize(kept_text.encode("utf-8"), add_bos=True, special=True))
+        cached = llm.input_ids[:llm.n_tokens].tolist()
+        assert cached[:n_kept] == tokens[:n_kept], "the cache holds the moved window's lines, moved back"
+        text = llm.create_completion(moved, max_tokens=12, temperature=0.0)["choices"][0]["text"]
+        assert text.strip(), "the model writes on from the shifted cache"
+        assert shift_window(llm, tokens) == 0, "nothing moved since"
+    finally:
+        real_writer._release(llm)

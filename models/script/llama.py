@@ -52,6 +52,7 @@ from models.script.llama_contexts import (
     count_tokens,
     episode_key,
     fit_prompt,
+    shift_window,
 )
 from models.script.llama_run import Gen, Run, StreamStats, failed_start
 from models.script.outline import OUTLINE_CUE, Outline
@@ -271,6 +272,7 @@ class LlamaCppWriter:
             if halt is not None and halt.is_set():
                 raise Halted  # the stream is no longer wanted: the model is free for the next one
             t0 = time.perf_counter()
+            shift_window(llm, llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True))
             for chunk in llm.create_completion(
                 prompt,
                 max_tokens=max_tokens,

@@ -33,6 +33,10 @@ log = logging.getLogger("models.script.llama")
 
 #: Episodes whose prompt head is kept: more than ever write at once on one writer.
 KEPT_HEADS = 64
+#: Tokens of a prompt's transcript that must match the cached transcript to find where the
+#: moved window starts there, and the fewest kept tokens that make a shift worth it.
+ANCHOR_TOKENS = 12
+MIN_SHIFTED_TOKENS = 32
 
 
 class Halted(BaseException):
@@ -69,6 +73,54 @@ def fit_prompt(head: str, lines: Sequence[str], cue_line: str, *, budget: int, w
                 log.warning("prompt of %d tokens does not fit in %d", n, budget)
             return prompt
         start += max(1, (len(lines) - start) // 4)
+
+
+def shift_window(llm: Llama, tokens: Sequence[int]) -> int:
+    """When the transcript window moved on (its first lines left the prompt), remove their
+    tokens from ``llm``'s KV cache and move the tokens after them back, as llama.cpp's own
+    context shift does, so that the lines kept are not evaluated again. ``tokens``: the next
+    prompt. Returns the cached tokens kept that way (0: nothing to shift, or a cache that
+    cannot shift)."""
+    import llama_cpp  # loaded with the model already
+
+    n = int(llm.n_tokens)
+    if not n:
+        return 0
+    cached = llm.input_ids[:n].tolist()
+    p = _common(cached, tokens)
+    anchor = list(tokens[p:p + ANCHOR_TOKENS])
+    if p >= n or len(anchor) < ANCHOR_TOKENS:
+        return 0
+    q = _find(cached, anchor, p + 1)
+    kept = _common(cached[q:], tokens[p:]) if q > 0 else 0
+    ctx = llm._ctx
+    if kept < MIN_SHIFTED_TOKENS or ctx.memory is None or not llama_cpp.llama_memory_can_shift(ctx.memory):
+        return 0
+    if not ctx.kv_cache_seq_rm(0, p, q):
+        return 0
+    ctx.kv_cache_seq_shift(0, q, -1, p - q)
+    ids = cached[:p] + cached[q:]
+    llm.input_ids[:len(ids)] = ids
+    llm.n_tokens = len(ids)
+    return kept
+
+
+def _common(a: Sequence[int], b: Sequence[int]) -> int:
+    """The length of the longest common prefix of ``a`` and ``b``."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _find(seq: list[int], part: list[int], start: int) -> int:
+    """Where ``part`` first occurs in ``seq`` at or after ``start`` (-1: nowhere)."""
+    for i in range(start, len(seq) - len(part) + 1):
+        if seq[i] == part[0] and seq[i:i + len(part)] == part:
+            return i
+    return -1
 
 
 def episode_key(topic: str, opening: str) -> str:
