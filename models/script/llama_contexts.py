@@ -86,13 +86,14 @@ def shift_window(llm: Llama, tokens: Sequence[int]) -> int:
     n = int(llm.n_tokens)
     if not n:
         return 0
+    common = llama_cpp.Llama.longest_token_prefix
     cached = llm.input_ids[:n].tolist()
-    p = _common(cached, tokens)
+    p = common(cached, tokens)
     anchor = list(tokens[p:p + ANCHOR_TOKENS])
     if p >= n or len(anchor) < ANCHOR_TOKENS:
         return 0
     q = _find(cached, anchor, p + 1)
-    kept = _common(cached[q:], tokens[p:]) if q > 0 else 0
+    kept = common(cached[q:], tokens[p:]) if q > 0 else 0
     ctx = llm._ctx
     if kept < MIN_SHIFTED_TOKENS or ctx.memory is None or not llama_cpp.llama_memory_can_shift(ctx.memory):
         return 0
@@ -103,16 +104,6 @@ def shift_window(llm: Llama, tokens: Sequence[int]) -> int:
     llm.input_ids[:len(ids)] = ids
     llm.n_tokens = len(ids)
     return kept
-
-
-def _common(a: Sequence[int], b: Sequence[int]) -> int:
-    """The length of the longest common prefix of ``a`` and ``b``."""
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def _find(seq: list[int], part: list[int], start: int) -> int:
