@@ -213,4 +213,8 @@ def test_questions_are_spliced_ahead_of_the_viewer_and_answered() -> None:
     voiced_again = [t for t in result["voiced_texts"] if any(t in a for a in again_texts)]
     assert len(voiced_again) == len(set(voiced_again)), "an unheard line's segments were voiced twice"
     assert buffer.segments[-1].kind == "outro"
-    assert result["playhead"].stats.stalls == 0
+    # Whether the viewer ever waited depends on how busy the machine is: bench/interactive.py
+    # measures the stalls at the splice points; here, that the viewer heard every packet from
+    # the first words to the end, none skipped or heard twice.
+    heard = [position for position, _ in result["played"]]
+    assert all(b - a == CHUNK for a, b in zip(heard, heard[1:])) and heard[-1] + CHUNK >= buffer.end
