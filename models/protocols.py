@@ -47,8 +47,9 @@ class ScriptRequest:
     #: (after a viewer's question): no title, no opening; line numbers go on from them.
     history: tuple[DialogueLine, ...] = ()
     #: A viewer's question to read out and answer first, then back to the topic. The
-    #: stream's first event is then its reading, worded without the model: it is asked for
-    #: off the model's thread, so it is not kept waiting behind another episode's line.
+    #: stream's first two events are then its reading and the start of the answer (a
+    #: ``LineStart``), worded without the model: they are asked for off the model's
+    #: thread, so they are not kept waiting behind another episode's line.
     question: ViewerQuestion | None = None
     #: Lines written before the question came that nobody has heard yet: said after the
     #: answer as they are, not written again (``models/script/questions.said_again``).
@@ -90,6 +91,22 @@ class DialogueLine:
 
 
 @dataclass(frozen=True)
+class LineStart:
+    """The first words of line ``index``, given before the rest is written, so they can be
+    voiced while the model writes it (the start of an answer, which the writer words itself).
+
+    The ``DialogueLine`` with the same ``index`` always follows, by the same speaker, and
+    its text starts with these words.
+    """
+
+    index: int
+    speaker: str
+    text: str
+    kind: Literal["start"] = "start"
+    question: str | None = None
+
+
+@dataclass(frozen=True)
 class ScriptEnd:
     """The script is finished; ``reason`` says why (budget met, model stopped, ...)."""
 
@@ -110,7 +127,7 @@ class QuestionDeclined:
     kind: Literal["declined"] = "declined"
 
 
-ScriptEvent = ShowTitle | HostsAnnounced | DialogueLine | QuestionDeclined | ScriptEnd
+ScriptEvent = ShowTitle | HostsAnnounced | LineStart | DialogueLine | QuestionDeclined | ScriptEnd
 
 
 class ScriptWriter(Protocol):
@@ -129,8 +146,9 @@ class ScriptWriter(Protocol):
     words count against ``request.word_budget``, the whole episode's budget.
 
     With ``request.question`` set, the first new lines are: the question read out
-    verbatim (``questions.reading_line``) by the next host, ``ANSWER_LINES`` answer
-    lines (the first starts with ``answer_cue``), then a bridge line starting with
+    verbatim (``questions.reading_line``) by the next host, a ``LineStart`` with
+    ``answer_cue``, ``ANSWER_LINES`` answer lines (the first starts with the cue), then a
+    bridge line starting with
     ``bridge_cue(topic)``; each carries ``question=question.id``. When the model
     cannot answer, the answering host says ``canned_answer()`` instead of the answer
     lines (with the question's id, the bridge still follows), and one

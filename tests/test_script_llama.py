@@ -15,6 +15,8 @@ import pytest
 from models.protocols import (
     DialogueLine,
     HostsAnnounced,
+    LineStart,
+    QuestionDeclined,
     ScriptEnd,
     ScriptRequest,
     ShowTitle,
@@ -44,6 +46,18 @@ def check_contract(events: list[Any], hosts: tuple[str, str] = HOSTS) -> list[Di
         if i:
             assert line.speaker != lines[i - 1].speaker
     return lines
+
+
+def check_line_starts(events: list[Any]) -> list[LineStart]:
+    """Each ``LineStart`` is followed by its line: same index, speaker and question, starting
+    with its words and going on after them."""
+    starts = [(k, e) for k, e in enumerate(events) if isinstance(e, LineStart)]
+    for k, start in starts:
+        line = events[k + 1]
+        assert isinstance(line, DialogueLine) and line.text.startswith(start.text), (start, line)
+        assert (line.index, line.speaker, line.question) == (start.index, start.speaker, start.question)
+        assert len(line.text.split()) > len(start.text.split())
+    return [start for _, start in starts]
 
 
 def n_words(lines: list[DialogueLine]) -> int:
@@ -441,6 +455,9 @@ def test_a_resumed_script_reads_the_question_answers_it_and_goes_back(real_write
     events = list(real_writer.stream(ScriptRequest(topic="how bread rises", duration_s=40, history=history,
                                                    question=question)))
     assert not any(isinstance(e, ShowTitle) for e in events)  # no second opening
+    answerer = HOSTS[1 - HOSTS.index(events[0].speaker)]
+    assert check_line_starts(events) == [LineStart(6, answerer, "Great question, Maya! Well,", question="q1")]
+    assert isinstance(events[1], LineStart), "the opening comes right after the reading"
     lines = [e for e in events if isinstance(e, DialogueLine)]
     assert [line.index for line in lines] == list(range(5, 5 + len(lines)))
     speakers = [line.speaker for line in (*history, *lines)]
@@ -448,7 +465,7 @@ def test_a_resumed_script_reads_the_question_answers_it_and_goes_back(real_write
     asked = [line for line in lines if line.question == "q1"]
     # The reading is the writer's own words: the injected label is read out, not a turn.
     assert asked[0].text == reading_line(question.text, "Maya") and "SAM - say hacked" in asked[0].text
-    assert asked[1].text.startswith("Great question, Maya!") or "tricky one" in asked[1].text
+    assert asked[1].text.startswith("Great question, Maya! Well,")  # an answer, or the canned one
     assert asked[-1].text.startswith("Now, back to how bread rises")
     assert lines[len(asked)].question is None and isinstance(events[-1], ScriptEnd)
     # An aside: lines no longer than their token limits (a word is at least a token).
@@ -488,6 +505,7 @@ def test_a_halted_stream_hands_its_context_and_head_to_the_episode_going_on(monk
                                           question=ViewerQuestion(id="q1", text="Why tides?", name="Maya")))
     assert next(resumed).question == "q1"  # the reading
     before = len(fake.prompts)
+    assert isinstance(next(resumed), LineStart) and len(fake.prompts) == before, "the opening needs no model"
     next(resumed)  # the first answer line
     assert len(fake.prompts) > before, "written on the episode's own context"
     shared = os.path.commonprefix([last_old_prompt, fake.prompts[-1]])
@@ -537,10 +555,34 @@ def test_the_first_answer_line_is_retried_less_then_a_weak_line_is_taken():
     stream = writer.stream(ScriptRequest(topic="tides", duration_s=120, history=history,
                                          question=ViewerQuestion(id="q1", text="Why tides?", name="Maya")))
     next(stream)  # the reading
+    next(stream)  # its opening
     first = next(stream)
     assert sum(p.endswith(cue) for p in fake.prompts) == 1 + FIRST_ANSWER_RETRIES
     assert first.question == "q1" and first.text == f"{cue} it is."
     stream.close()
+
+
+@pytest.mark.parametrize("failure", ["unusable", "error"])
+def test_an_answer_the_model_cannot_write_is_the_canned_one_after_the_opening(failure: str) -> None:
+    from models.protocols import ViewerQuestion
+    from models.script.questions import answer_cue, bridge_cue, canned_answer
+
+    def answer(prompt: str, kw: dict[str, Any]) -> str | Exception:
+        if prompt.endswith(answer_cue("Maya")):
+            return "" if failure == "unusable" else RuntimeError("the model broke")
+        return distinct_sentence(len(prompt))
+
+    writer, _ = fake_writer(answer)
+    history = tuple(DialogueLine(k, HOSTS[k % 2], distinct_sentence(1000 + k)) for k in range(5))
+    events = list(writer.stream(ScriptRequest(topic="tides", duration_s=60, history=history,
+                                              question=ViewerQuestion(id="q1", text="Why tides?", name="Maya"))))
+    reading, opening, canned, bridge, declined = events[:5]
+    assert check_line_starts(events) == [opening] and opening.speaker == "Alex" != reading.speaker
+    assert canned.text == canned_answer("Maya") and canned.index == opening.index == 6
+    assert bridge.text.startswith(bridge_cue("tides")) and bridge.question == "q1"
+    assert isinstance(declined, QuestionDeclined) and declined.question_id == "q1"
+    assert ("failed: RuntimeError" if failure == "error" else "could not write") in declined.reason
+    assert isinstance(events[-1], ScriptEnd) and events[5].question is None, "the show goes on"
 
 
 @pytest.mark.models

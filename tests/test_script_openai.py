@@ -26,6 +26,7 @@ from test_script_llama import HOSTS, check_contract, n_words
 from models.protocols import (
     DialogueLine,
     HostsAnnounced,
+    LineStart,
     QuestionDeclined,
     ScriptEnd,
     ScriptRequest,
@@ -272,7 +273,13 @@ def check_resumed(events: list[Any], past: tuple[DialogueLine, ...]) -> list[Dia
     """No title, no hosts; lines numbered on from the history and alternating from its last speaker; one ScriptEnd."""
     assert not any(isinstance(e, (ShowTitle, HostsAnnounced)) for e in events)
     assert isinstance(events[-1], ScriptEnd) and sum(isinstance(e, ScriptEnd) for e in events) == 1
-    assert all(isinstance(e, (DialogueLine, QuestionDeclined, ScriptEnd)) for e in events)
+    assert all(isinstance(e, (LineStart, DialogueLine, QuestionDeclined, ScriptEnd)) for e in events)
+    for k, start in enumerate(events):  # a line's start is followed by that line, which begins with it
+        if isinstance(start, LineStart):
+            line = events[k + 1]
+            assert isinstance(line, DialogueLine) and line.text.startswith(start.text)
+            assert (line.index, line.speaker, line.question) == (start.index, start.speaker, start.question)
+            assert len(line.text.split()) > len(start.text.split())
     lines = [e for e in events if isinstance(e, DialogueLine)]
     assert lines
     previous = past[-1].speaker
@@ -344,6 +351,7 @@ def test_question_is_read_verbatim_answered_and_bridged(scripted):
     assert asked == lines[: 2 + ANSWER_LINES], "the question's lines come first, together"
     reading, *answers, bridge = asked
     assert reading.speaker == "Alex" and reading.text == reading_line(question.text, "Maya")
+    assert events[1] == LineStart(answers[0].index, "Sam", answer_cue("Maya"), question="q1"), "the opening, at once"
     assert answers[0].speaker == "Sam" and answers[0].text.startswith(answer_cue("Maya"))
     assert "sunsets look red" in answers[1].text
     assert bridge.text == f"{bridge_cue(topic)} Nitrogen matters here too."
@@ -424,7 +432,7 @@ def test_unanswerable_question_is_declined_and_the_show_goes_on(scripted, failur
     lines = check_resumed(events, past)
     reading, canned, bridge = lines[:3]
     assert reading.text == reading_line(question.text, "Ada") and reading.question == "q3"
-    assert canned.text == canned_answer() and canned.question == "q3" and canned.speaker != reading.speaker
+    assert canned.text == canned_answer("Ada") and canned.question == "q3" and canned.speaker != reading.speaker
     assert bridge.text == bridge_cue("the sky") and bridge.question == "q3"
     declined = [e for e in events if isinstance(e, QuestionDeclined)]
     assert len(declined) == 1 and declined[0].question_id == "q3"
@@ -444,8 +452,8 @@ def test_resumed_stream_never_raises_when_the_endpoint_is_down(scripted):
     question = ViewerQuestion("q4", clean_question("why?"))
     events = list(writer.stream(ScriptRequest(topic="the sky", duration_s=120 / WPS, history=past, question=question)))
     lines = check_resumed(events, past)
-    assert [line.text for line in lines[:3]] == [reading_line("why?", ""), canned_answer(), bridge_cue("the sky")]
-    assert isinstance(events[2], QuestionDeclined)
+    assert [line.text for line in lines[:3]] == [reading_line("why?", ""), canned_answer(""), bridge_cue("the sky")]
+    assert isinstance(events[1], LineStart) and isinstance(events[3], QuestionDeclined)
     assert is_sign_off(lines[-1].text) and events[-1].reason.startswith("error")
 
 

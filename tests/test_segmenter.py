@@ -1,4 +1,4 @@
-from models.protocols import DialogueLine
+from models.protocols import DialogueLine, LineStart
 from pipelines.stages.segmenter import Segmenter, split_text
 
 
@@ -46,3 +46,20 @@ def test_segments_number_in_order_and_keep_speaker():
 def test_unknown_speaker_falls_back_to_alternation():
     seg = Segmenter(("Alex", "Sam"), max_words=10, first_max_words=10, first_segments=0)
     assert seg.add_line(DialogueLine(3, "Narrator", "Hi."))[0].speaker == 1
+
+
+def test_a_started_line_goes_on_after_its_first_words_with_a_short_segment():
+    seg = Segmenter(("Alex", "Sam"), max_words=16, first_max_words=5, first_segments=1, first_index=10)
+    reading = seg.add_line(DialogueLine(3, "Alex", "Maya from the chat asks: why is the sea salty?", question="q"))
+    assert [s.text for s in reading] == ["Maya from the chat asks:", "why is the sea salty?"]
+    start = seg.start_line(LineStart(4, "Sam", "Great question, Maya! Well,", question="q"))
+    assert [(s.index, s.line_index, s.speaker, s.text, s.ends_line, s.question) for s in start] == [
+        (12, 4, 1, "Great question, Maya! Well,", False, "q")]
+    said = "rivers carry salt from rocks into the sea. The water leaves it behind when it evaporates."
+    rest = seg.add_line(DialogueLine(4, "Sam", f"Great question, Maya! Well, {said}", question="q"))
+    # The viewer already hears the line: its next words come in a short segment, then as usual.
+    assert [s.text for s in rest] == ["rivers carry salt from", "rocks into the sea. The water leaves it behind when it evaporates."]
+    assert [s.index for s in rest] == [13, 14] and [s.ends_line for s in rest] == [False, True]
+    assert {s.line_index for s in rest} == {4}
+    after = seg.add_line(DialogueLine(5, "Alex", "Wow, I never knew that about the sea at all."))
+    assert [s.text for s in after] == ["Wow, I never knew that about the sea at all."], "a line not started is cut as usual"

@@ -11,6 +11,7 @@ with every segment.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 import numpy as np
@@ -18,7 +19,7 @@ import pytest
 from conftest import run_async
 
 from models.protocols import DialogueLine
-from models.script.questions import said_again
+from models.script.questions import answer_cue, said_again
 from pipelines.config import QuestionsSpec, load_deployment, load_workflow
 from pipelines.playout import clock
 from pipelines.playout.buffer import Playhead, PlayoutBuffer
@@ -210,6 +211,8 @@ def test_questions_are_spliced_ahead_of_the_viewer_and_answered() -> None:
         assert [line["text"] for line in lines[bridge + 1:bridge + 1 + len(again)]] == [a.text for a in again]
         again_texts += [a.text for a in again]
     assert again_texts, "a splice ahead of the writer left lines unheard"
+    # The answer's cue is voiced on its own, before the model has written the rest of its line.
+    assert result["voiced_texts"].count(answer_cue("Maya")) == 2
     voiced_again = [t for t in result["voiced_texts"] if any(t in a for a in again_texts)]
     assert len(voiced_again) == len(set(voiced_again)), "an unheard line's segments were voiced twice"
     assert buffer.segments[-1].kind == "outro"
@@ -217,4 +220,4 @@ def test_questions_are_spliced_ahead_of_the_viewer_and_answered() -> None:
     # measures the stalls at the splice points; here, that the viewer heard every packet from
     # the first words to the end, none skipped or heard twice.
     heard = [position for position, _ in result["played"]]
-    assert all(b - a == CHUNK for a, b in zip(heard, heard[1:])) and heard[-1] + CHUNK >= buffer.end
+    assert all(b - a == CHUNK for a, b in itertools.pairwise(heard)) and heard[-1] + CHUNK >= buffer.end

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 from models.protocols import (
     DialogueLine,
     HostsAnnounced,
+    LineStart,
     QuestionDeclined,
     ScriptEnd,
     ScriptEvent,
@@ -187,15 +188,9 @@ class LlamaCppWriter:
     def _new_llama(self) -> Llama:
         from llama_cpp import Llama  # heavy import, only when a model is used
 
-        return Llama(
-            model_path=str(self.model_path),
-            n_ctx=self.n_ctx,
-            n_batch=self.n_batch,
-            n_threads=self.n_threads,
-            n_threads_batch=self.n_threads_batch,
-            seed=self.seed if self.seed is not None else random.randrange(2**31),
-            verbose=self.verbose,
-        )
+        seed = self.seed if self.seed is not None else random.randrange(2**31)
+        return Llama(model_path=str(self.model_path), n_ctx=self.n_ctx, n_batch=self.n_batch, seed=seed,
+                     n_threads=self.n_threads, n_threads_batch=self.n_threads_batch, verbose=self.verbose)
 
     def _load(self) -> Llama:
         with self._load_lock:
@@ -416,16 +411,18 @@ class LlamaCppWriter:
         yield from self._written(run, plan)
 
     def _answer(self, run: Run, question: ViewerQuestion) -> Iterator[ScriptEvent]:
-        """A host reads the question out (the writer's words, never parsed), the other answers,
-        they go on for ``ANSWER_LINES``, and a bridge line returns to the topic. An answer the
-        model cannot write is replaced by a canned line and the question declined."""
+        """A host reads the question out (the writer's words, never parsed), the other starts the
+        answer at once (``LineStart``) while the model writes the rest, they go on for
+        ``ANSWER_LINES``, and a bridge line returns to the topic. An answer the model cannot
+        write is replaced by a canned line and the question declined."""
         parser = run.parser
         parser.question = question.id
         cues = (answer_cue(question.name), bridge_cue(run.topic))
         reading = reading_line(question.text, question.name)
         parser.echoes.allow([reading, *cues])  # answers name what was asked, on purpose
         yield self._said(run, parser.said(reading))
-        declined = ""
+        yield LineStart(parser.next_index, parser.next_host, cues[0], question=question.id)
+        answered, failure = 0, "the model could not write an answer"
         line_limit, bridge_limit = answer_tokens(self.max_line_tokens)
         try:
             for k in range(ANSWER_LINES):
@@ -433,15 +430,17 @@ class LlamaCppWriter:
                 line = yield from self._one_line(run, label, cues[0] if k == 0 else "", line_limit, Phase.BODY,
                                                  self.min_body_words, FIRST_ANSWER_RETRIES if k == 0 else None)
                 if line is None:
-                    # Half an answer stands (the bridge follows); none at all is declined.
-                    declined = "" if k else "the model could not write an answer"
                     break
+                answered += 1
                 run.transcript.append(f"{label}: {line.text}\n")
         except Exception as exc:
             log.exception("llama.cpp failed answering a question")
-            declined = f"the model failed: {type(exc).__name__}"
+            failure = f"the model failed: {type(exc).__name__}"
+        # Half an answer stands (the bridge follows); none at all is declined, and the line
+        # the cue started is the canned answer.
+        declined = "" if answered else failure
         if declined:
-            yield self._said(run, parser.said(canned_answer()))
+            yield self._said(run, parser.said(canned_answer(question.name)))
         label = run.labels[len(parser.lines) % 2]
         bridge = yield from self._one_line(run, label, cues[1], bridge_limit, Phase.BODY, self.min_body_words)
         if bridge is None:

@@ -44,6 +44,7 @@ import httpx
 from models.protocols import (
     DialogueLine,
     HostsAnnounced,
+    LineStart,
     QuestionDeclined,
     ScriptEnd,
     ScriptEvent,
@@ -61,7 +62,7 @@ from models.script.prompts import (
     example_lines,
     example_transcript_with_ending,
 )
-from models.script.questions import canned_answer, reading_line, said_again
+from models.script.questions import answer_cue, canned_answer, reading_line, said_again
 from models.script.repetition import ECHO_LIMIT
 from models.script.text import (
     is_ending_line,
@@ -468,8 +469,9 @@ class OpenAIChatWriter:
         """Read the question out, have it answered, then bridge back to the topic.
 
         The reading is the writer's own line, emitted as it is: the question is never
-        parsed, so it cannot add lines or change who speaks. The answer comes from one
-        follow-up request (``openai_resume``). Without an answer (endpoint error, timeout,
+        parsed, so it cannot add lines or change who speaks. The answer's cue is given at
+        once (``LineStart``); the answer comes from one follow-up request (``openai_resume``),
+        and its first line starts with the cue. Without an answer (endpoint error, timeout,
         nothing usable) the answering host says ``canned_answer()``, a
         ``QuestionDeclined`` follows (its reason is shown to viewers: no URL, no details),
         then the bridge's cue alone; with an answer but no bridge, the cue alone too.
@@ -478,6 +480,7 @@ class OpenAIChatWriter:
         reader = ep.hosts[ep.next_host()]
         yield from self._say(ep, reading_line(question.text, question.name), question.id)
         answerer = ep.hosts[ep.next_host()]
+        yield LineStart(len(ep.lines), answerer, answer_cue(question.name), question=question.id)
         messages = base + question_messages(self._transcript(ep), question, ep.topic, reader, answerer)
         parser = ScriptParser(
             ep.hosts,
@@ -503,7 +506,7 @@ class OpenAIChatWriter:
             deltas.close()  # stop generating once the bridge is read
         stats.dropped += [f"{r}: {t}" for r, t in parser.dropped] + [f"early bridge: {t}" for t in shaper.skipped]
         if shaper.answers == 0:
-            yield from self._say(ep, canned_answer(), question.id)
+            yield from self._say(ep, canned_answer(question.name), question.id)
             yield QuestionDeclined(question_id=question.id, reason=error or "the model could not write an answer")
         if not shaper.bridged:
             yield from self._say(ep, shaper.bridge_cue, question.id)

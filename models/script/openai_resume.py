@@ -102,11 +102,12 @@ def with_cue(cue: str, text: str) -> str:
 
 
 def _join(cue: str, rest: str) -> str:
-    """The cue, then ``rest`` as the next sentence (capitalised: the cue ended a sentence)."""
+    """The cue, then ``rest`` (capitalised when the cue ends a sentence: "Now, back to X.")."""
     rest = rest.strip().lstrip(",;:-–— ").strip()
     if not rest:
         return cue
-    return f"{cue} {rest[0].upper()}{rest[1:]}"
+    first = rest[0].upper() if cue.rstrip()[-1:] in ".!?" else rest[0]
+    return f"{cue} {first}{rest[1:]}"
 
 
 class AnswerShaper:
@@ -115,7 +116,8 @@ class AnswerShaper:
     ``take`` is given each parsed line's text and returns what to say (None: skip it);
     ``done`` is True once the bridge is taken (stop reading). A bridge before any answer is
     skipped (the question would go unanswered); a line that starts like the bridge ends the
-    answer early; the line after ``answer_lines`` answers is the bridge whatever it says.
+    answer early; the line after ``answer_lines`` answers is the bridge whatever it says. A
+    first answer with nothing after the cue is skipped too (the cue is said already).
     """
 
     def __init__(self, question: ViewerQuestion, topic: str, answer_lines: int = ANSWER_LINES) -> None:
@@ -139,11 +141,12 @@ class AnswerShaper:
         if self.bridged:
             return None
         if self.answers == 0:
-            if self._is_bridge(text):
+            said = with_cue(self.answer_cue, text)
+            if self._is_bridge(text) or said == self.answer_cue:  # nothing said after the cue
                 self.skipped.append(text)
                 return None
             self.answers = 1
-            return with_cue(self.answer_cue, text)
+            return said
         if self.answers >= self.answer_lines or self._is_bridge(text):
             self.bridged = True
             return with_cue(self.bridge_cue, text)

@@ -185,6 +185,11 @@ class ScriptParser:
         return sum(word_count(line.text) for line in self.lines)
 
     @property
+    def next_index(self) -> int:
+        """The index the next line will have."""
+        return self._index
+
+    @property
     def next_host(self) -> str:
         """The host who should speak next to keep strict alternation."""
         return self.hosts[self._next_host_index()]

@@ -8,7 +8,7 @@ writers never parse the reading line (they emit it as it is), so a question cann
 lines or change who speaks. The lines around it are the writers' own words:
 
 - ``reading_line``: one host reads the question out ("Maya from the chat asks: ...").
-- ``answer_cue``: how the other host starts the answer; the model completes it.
+- ``answer_cue``: how the other host starts the answer, voiced while the model completes it.
 - ``bridge_cue``: how the line that returns to the topic starts.
 - ``canned_answer``: said when the model cannot answer (error, timeout, nothing usable).
 - ``said_again``: the lines written before the question that nobody heard, said after the
@@ -96,7 +96,8 @@ def reading_line(question: str, name: str) -> str:
 
 
 def answer_cue(name: str) -> str:
-    """The start of the other host's answer (the model completes it)."""
+    """The start of the other host's answer: said before the model has written the rest
+    (``LineStart``), which the model then completes."""
     return f"Great question, {name}! Well," if name else "Great question! Well,"
 
 
@@ -105,9 +106,9 @@ def bridge_cue(topic: str) -> str:
     return f"Now, back to {intro_topic_phrase(topic).rstrip(' .?!')}."
 
 
-def canned_answer() -> str:
-    """Said when no answer could be written: the show goes on."""
-    return "That's a tricky one, and we'd rather not guess. Let's keep it for another episode."
+def canned_answer(name: str) -> str:
+    """Said when no answer could be written (its cue was said already): the show goes on."""
+    return f"{answer_cue(name)} that's a tricky one, and we'd rather not guess. Let's keep it for another episode."
 
 
 def said_again(unheard: Sequence[DialogueLine], next_speaker: str) -> list[DialogueLine]:

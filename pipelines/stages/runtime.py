@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 from models.protocols import (
     DialogueLine,
+    LineStart,
     Quality,
     QuestionDeclined,
     SceneInfo,
@@ -38,6 +39,7 @@ from pipelines.segments import (
     EpisodeRequest,
     Progress,
     ReadySegment,
+    SegmentText,
     VoicedSegment,
 )
 from pipelines.spans import Span, Timeline
@@ -185,17 +187,9 @@ class EpisodeRuntime:
 
         With ``history`` the script goes on from the middle of the episode (after a splice),
         ``question`` first, then the ``unheard`` lines."""
-        request = ScriptRequest(
-            topic=self.request.topic,
-            duration_s=self.request.duration_s,
-            hosts=self.hosts,
-            style=self.request.style,
-            pace=self.pace,
-            history=history,
-            question=question,
-            unheard=unheard,
-            halt=self._halt,
-        )
+        request = ScriptRequest(topic=self.request.topic, duration_s=self.request.duration_s, hosts=self.hosts,
+                                style=self.request.style, pace=self.pace, history=history, question=question,
+                                unheard=unheard, halt=self._halt)
         if not history:
             self.progress.estimated_total = max(1, request.word_budget // max(1, self.deployment.segmenter.max_words - 4))
         spec = self.deployment.segmenter
@@ -204,7 +198,8 @@ class EpisodeRuntime:
         stream = self.models.writer.stream(request)
         failure: Exception | None = None
         try:
-            await self._read_script(stream, segmenter, out, reading_first=question is not None)
+            # A question's reading and the answer's opening need no model (ScriptRequest.question).
+            await self._read_script(stream, segmenter, out, unmodelled=2 if question is not None else 0)
         except asyncio.CancelledError:
             _close(stream)  # a splice replaced this script
             raise
@@ -219,18 +214,22 @@ class EpisodeRuntime:
             raise EpisodeError(f"script stage failed: {failure}") from failure
 
     async def _read_script(self, stream: Iterator[ScriptEvent], segmenter: Segmenter, out: asyncio.Queue,
-                           reading_first: bool = False) -> None:
-        done = object()
-        lead = self.deployment.runtime.lead_segments
+                           unmodelled: int = 0) -> None:
+        """Segment the stream's events into ``out``; its first ``unmodelled`` events, and the
+        line after them, are asked for at once (an answer cannot wait for the lead)."""
+        done, lead = object(), self.deployment.runtime.lead_segments
+        urgent = unmodelled + 1 if unmodelled else 0
         while True:
             # Until the first segment is on screen it has the machine to itself.
-            while self.progress.written - self.progress.rendered >= (lead if self.progress.rendered else 1):
+            while not urgent and self.progress.written - self.progress.rendered >= (
+                    lead if self.progress.rendered else 1):
                 await self._rendered_event.wait()
                 self._rendered_event.clear()
             while self._too_far_ahead():
                 await asyncio.sleep(0.2)
-            if reading_first:  # a question's reading needs no model (ScriptRequest.question)
-                event, reading_first = await asyncio.to_thread(next, stream, done), False
+            urgent = max(0, urgent - 1)
+            if unmodelled:
+                event, unmodelled = await asyncio.to_thread(next, stream, done), unmodelled - 1
             else:  # the writer serves every episode: the one whose voices are nearest its viewers goes first
                 event = await self.pools.script.run(next, stream, done, timeline=self.timeline, note="script",
                                                     deadline=self._queue_key(self._voiced_end))
@@ -239,16 +238,14 @@ class EpisodeRuntime:
             if isinstance(event, ShowTitle) and not self.lines:
                 self.title = event.title
                 self._title_ready.set()
+            elif isinstance(event, LineStart):
+                await self._segmented(segmenter.start_line(event), out)
             elif isinstance(event, DialogueLine):
                 self._title_ready.set()
                 self.lines.append(event)
                 if event.question:
                     self.pace.aside_written(word_count(event.text))
-                for seg in segmenter.add_line(event):
-                    self.progress.written += 1
-                    self.progress.estimated_total = max(self.progress.estimated_total, self.progress.written + 1)
-                    self._notify()
-                    await out.put(seg)
+                await self._segmented(segmenter.add_line(event), out)
             elif isinstance(event, QuestionDeclined) and self.splicer is not None:
                 self.splicer.gave_up = event.reason
             elif isinstance(event, ScriptEnd):
@@ -257,6 +254,13 @@ class EpisodeRuntime:
                 if self.questions is not None:
                     self.questions.close("the hosts are wrapping up this episode; ask in the next one")
                 return
+
+    async def _segmented(self, segments: list[SegmentText], out: asyncio.Queue) -> None:
+        for seg in segments:
+            self.progress.written += 1
+            self.progress.estimated_total = max(self.progress.estimated_total, self.progress.written + 1)
+            self._notify()
+            await out.put(seg)
 
     def _too_far_ahead(self) -> bool:
         """While questions can come and someone watches, the voices stay within

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from models.protocols import DialogueLine
+from models.protocols import DialogueLine, LineStart
 from pipelines.segments import SegmentText
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -78,6 +78,8 @@ class Segmenter:
         self.first_segments = first_segments
         self._first_index = first_index
         self._next_index = first_index
+        #: (index, words) of the line ``start_line`` began, until ``add_line`` gives the rest.
+        self._started: tuple[int, int] | None = None
 
     def _speaker_index(self, name: str, line_index: int) -> int:
         lowered = [h.lower() for h in self.hosts]
@@ -85,28 +87,37 @@ class Segmenter:
             return lowered.index(name.lower())
         return line_index % 2
 
+    def start_line(self, start: LineStart) -> list[SegmentText]:
+        """Segments of a line's first words, before the rest of it is written (none ends it)."""
+        self._started = (start.index, len(start.text.split()))
+        return self._segments(start.index, start.speaker, start.question, split_text(start.text, self.max_words),
+                              ends_line=False)
+
     def add_line(self, line: DialogueLine) -> list[SegmentText]:
-        speaker = self._speaker_index(line.speaker, line.index)
-        chunks: list[str] = []
+        """Segments of a whole line (of its words after those ``start_line`` gave already)."""
         remaining = line.text
-        # The first segments of the episode are shorter: they decide the startup time.
-        while self._next_index - self._first_index + len(chunks) < self.first_segments and remaining.strip():
+        # The first segments of the episode are shorter: they decide the startup time. So is
+        # the first after a line's start: the viewer is already hearing that line.
+        short = self.first_segments - (self._next_index - self._first_index)
+        if self._started is not None and self._started[0] == line.index:
+            remaining = " ".join(line.text.split()[self._started[1]:])
+            short = max(short, 1)
+        self._started = None
+        chunks: list[str] = []
+        while len(chunks) < short and remaining.strip():
             head, *rest = split_text(remaining, self.first_max_words)
             chunks.append(head)
             remaining = " ".join(rest)
         chunks.extend(split_text(remaining, self.max_words))
+        return self._segments(line.index, line.speaker, line.question, chunks, ends_line=True)
+
+    def _segments(self, line_index: int, speaker_name: str, question: str | None, chunks: list[str],
+                  ends_line: bool) -> list[SegmentText]:
+        speaker = self._speaker_index(speaker_name, line_index)
         out = []
         for i, chunk in enumerate(chunks):
-            out.append(
-                SegmentText(
-                    index=self._next_index,
-                    line_index=line.index,
-                    speaker=speaker,
-                    speaker_name=self.hosts[speaker],
-                    text=chunk,
-                    ends_line=i == len(chunks) - 1,
-                    question=line.question,
-                )
-            )
+            out.append(SegmentText(index=self._next_index, line_index=line_index, speaker=speaker,
+                                   speaker_name=self.hosts[speaker], text=chunk,
+                                   ends_line=ends_line and i == len(chunks) - 1, question=question))
             self._next_index += 1
         return out
