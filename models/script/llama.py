@@ -22,6 +22,7 @@ writes; a failure of llama.cpp itself ends the script early with a
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import random
@@ -84,6 +85,7 @@ from models.script.text import (
     sanitize_topic,
     title_from_topic,
 )
+from models.script.urgent import UrgentGenerations
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -180,6 +182,7 @@ class LlamaCppWriter:
         self._pool: ContextPool | None = None
         self._heads = Heads()
         self._gen_locks: dict[int, threading.Lock] = {}
+        self._urgent = UrgentGenerations()
         self.last_stats = StreamStats()
         if not lazy:
             self._load()
@@ -256,14 +259,15 @@ class LlamaCppWriter:
         stats: StreamStats | None = None,
         llm: Llama | None = None,
         halt: threading.Event | None = None,
+        urgent: bool = False,
     ) -> Gen:
+        """One completion on ``llm``; an ``urgent`` one has the cores: the others pause meanwhile."""
         llm = llm or self._load()
         with self._load_lock:
             lock = self._gen_locks.setdefault(id(llm), threading.Lock())
         text_parts: list[str] = []
-        finish = "stop"
-        n = 0
-        with lock:
+        finish, n, paused = "stop", 0, 0.0
+        with lock, self._urgent.urgent(llm) if urgent else contextlib.nullcontext():
             if halt is not None and halt.is_set():
                 raise Halted  # the stream is no longer wanted: the model is free for the next one
             t0 = time.perf_counter()
@@ -285,12 +289,14 @@ class LlamaCppWriter:
                 n += 1
                 if choice.get("finish_reason"):
                     finish = choice["finish_reason"]
+                paused += 0.0 if urgent else self._urgent.pause_point(llm, halt)
                 if halt is not None and halt.is_set():
                     raise Halted
             dt = time.perf_counter() - t0
         if stats is not None:
             stats.tokens += n
-            stats.gen_s += dt
+            stats.gen_s += dt - paused
+            stats.paused_s += paused
         return Gen("".join(text_parts), finish, n)
 
     # ------------------------------------------------------------------ episode
@@ -328,14 +334,9 @@ class LlamaCppWriter:
         topic = sanitize_topic(request.topic)
         labels = (hosts[0].upper(), hosts[1].upper())
         show = self.show_name
-        parser = ScriptParser(
-            hosts,
-            max_line_words=self.max_line_words,
-            accept_title=False,
-            seen_lines=[t for t in example_lines(show, extra=True) if not t.startswith("Welcome to")],
-            max_echo=ECHO_LIMIT,
-            free_phrases=(*NUDGES, WRAP_UP_CUE, *(sign_off_cue(h) for h in hosts)),
-        )
+        parser = ScriptParser(hosts, max_line_words=self.max_line_words, accept_title=False, max_echo=ECHO_LIMIT,
+                              seen_lines=[t for t in example_lines(show, extra=True) if not t.startswith("Welcome to")],
+                              free_phrases=(*NUDGES, WRAP_UP_CUE, *(sign_off_cue(h) for h in hosts)))
         # A resumed episode is known by its opening line (llama_contexts.episode_key).
         episode = episode_key(topic, request.history[0].text) if request.history else None
         try:
@@ -343,18 +344,9 @@ class LlamaCppWriter:
         except Exception as exc:  # noqa: BLE001 - the runtime itself failed: still honour the contract
             yield from failed_start(request, hosts, exc)
             return
-        run = Run(
-            request=request,
-            stats=stats,
-            hosts=hosts,
-            topic=topic,
-            labels=labels,
-            head=self.style.header(show, hosts) + self.style.episode(topic),
-            parser=parser,
-            stop=("\n", f"{labels[0]}:", f"{labels[1]}:"),
-            llm=llm,
-            episode=episode,
-        )
+        run = Run(request=request, stats=stats, hosts=hosts, topic=topic, labels=labels, parser=parser,
+                  head=self.style.header(show, hosts) + self.style.episode(topic),
+                  stop=("\n", f"{labels[0]}:", f"{labels[1]}:"), llm=llm, episode=episode)
         try:
             yield from self._resumed(run) if request.history else self._episode(run)
         except Halted:
@@ -427,8 +419,10 @@ class LlamaCppWriter:
         try:
             for k in range(ANSWER_LINES):
                 label = run.labels[len(parser.lines) % 2]
+                run.urgent = k == 0  # due when the reading ends: the other episodes' lines wait
                 line = yield from self._one_line(run, label, cues[0] if k == 0 else "", line_limit, Phase.BODY,
                                                  self.min_body_words, FIRST_ANSWER_RETRIES if k == 0 else None)
+                run.urgent = False
                 if line is None:
                     break
                 answered += 1
@@ -574,7 +568,7 @@ class LlamaCppWriter:
             temp = min(1.2, self.temperature + 0.15 * attempt)
             gen = self._generate(
                 prompt, max_tokens=max_new, temperature=temp, seed=self._seed_for(line_no, attempt),
-                stop=run.stop, stats=run.stats, llm=run.llm, halt=run.request.halt,
+                stop=run.stop, stats=run.stats, llm=run.llm, halt=run.request.halt, urgent=run.urgent,
             )
             body = gen.text.strip()
             if phase is Phase.SIGN_OFF:

@@ -37,6 +37,8 @@ class StreamStats:
     total_s: float = 0.0
     tokens: int = 0
     gen_s: float = 0.0
+    #: Seconds its generations waited for another episode's urgent one (models/script/urgent.py).
+    paused_s: float = 0.0
     lines: int = 0
     words: int = 0
     retries: int = 0
@@ -94,3 +96,5 @@ class Run:
     #: The outline item the last cued turn opened (-1: none yet), and the words said before it.
     section: int = -1
     before_outline: int = 0
+    #: Its next generations are urgent (the first answer line): the other episodes' pause.
+    urgent: bool = False
