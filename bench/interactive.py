@@ -497,7 +497,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--episodes", type=int, default=1, help="episodes at once, each with a viewer of its own")
     parser.add_argument("--questions", type=int, default=6, help="questions per episode at random moments")
     parser.add_argument("--every", type=float, default=0.0, help="instead: a question every this many seconds")
-    parser.add_argument("--runs", type=int, default=1, help="repeat the scenario (fresh episodes) for more samples")
+    parser.add_argument("--runs", type=int, default=1, help="repeat the scenario (a fresh server each time) for more samples")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--ask-from", type=float, default=5.0, help="first question no sooner (s after first words)")
     parser.add_argument("--quiet-end", type=float, default=30.0,
@@ -512,27 +512,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run_all(args: argparse.Namespace) -> tuple[list[dict], str]:
-    """Every run on one server; also the server log's tail (kept when an episode failed)."""
+    """Every run on a fresh server of its own: admission learns what episodes cost on a
+    server, and after a heavy run it would queue the next run's second episode. Also the
+    last server log's tail (kept when an episode failed)."""
     from playwright.sync_api import sync_playwright
 
-    rng, runs = random.Random(args.seed), []
-    with tempfile.TemporaryDirectory() as tmp:
-        server = start_server(Path(tmp), env=MANY_USERS)
-        try:
-            server.wait_ready()
-            with httpx.Client(base_url=server.url, timeout=30) as client, sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS, headless=True)
-                warm = browser.new_page()  # the browser's own first start is not the server's
-                warm.goto(f"{server.url}/")
-                warm.close()
-                for run in range(args.runs):
-                    print(f"run {run + 1}/{args.runs}: {args.episodes} episode(s) of {args.duration:g} s...",
-                          file=sys.stderr)
-                    runs.append(run_once(browser, server.url, client, rng, args, run))
-                browser.close()
-        finally:
-            server.stop()
-            log = server.log_tail(8000)
+    rng, runs, log = random.Random(args.seed), [], ""
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS, headless=True)
+        for run in range(args.runs):
+            with tempfile.TemporaryDirectory() as tmp:
+                server = start_server(Path(tmp), env=MANY_USERS)
+                try:
+                    server.wait_ready()
+                    with httpx.Client(base_url=server.url, timeout=30) as client:
+                        if run == 0:
+                            warm = browser.new_page()  # the browser's own first start is not the server's
+                            warm.goto(f"{server.url}/")
+                            warm.close()
+                        print(f"run {run + 1}/{args.runs}: {args.episodes} episode(s) of {args.duration:g} s...",
+                              file=sys.stderr)
+                        runs.append(run_once(browser, server.url, client, rng, args, run))
+                finally:
+                    server.stop()
+                    log = server.log_tail(8000)
+        browser.close()
     return runs, log
 
 
