@@ -148,12 +148,11 @@ class ScriptWriter(Protocol):
     With ``request.question`` set, the first new lines are: the question read out
     verbatim (``questions.reading_line``) by the next host, a ``LineStart`` with
     ``answer_cue``, ``ANSWER_LINES`` answer lines (the first starts with the cue), then a
-    bridge line starting with
-    ``bridge_cue(topic)``; each carries ``question=question.id``. When the model
-    cannot answer, the answering host says ``canned_answer()`` instead of the answer
-    lines (with the question's id, the bridge still follows), and one
-    ``QuestionDeclined`` comes after the canned answer and before the first line of
-    the show itself again. Either way the episode then goes on as usual: body,
+    bridge line starting with ``bridge_cue(topic)``; each carries ``question=question.id``
+    (the ``LineStart`` too). When the model cannot answer, the answering host says
+    ``canned_answer()`` instead of the answer lines (with the question's id; it starts
+    with the cue; the bridge still follows), and one ``QuestionDeclined`` comes after
+    the canned answer and before the first line of the show itself again. Either way the episode then goes on as usual: body,
     ending, ``ScriptEnd``.
     """
 

@@ -457,7 +457,7 @@ def test_a_resumed_script_reads_the_question_answers_it_and_goes_back(real_write
     assert not any(isinstance(e, ShowTitle) for e in events)  # no second opening
     answerer = HOSTS[1 - HOSTS.index(events[0].speaker)]
     assert check_line_starts(events) == [LineStart(6, answerer, "Great question, Maya! Well,", question="q1")]
-    assert isinstance(events[1], LineStart), "the opening comes right after the reading"
+    assert isinstance(events[1], LineStart), "the cue comes right after the reading"
     lines = [e for e in events if isinstance(e, DialogueLine)]
     assert [line.index for line in lines] == list(range(5, 5 + len(lines)))
     speakers = [line.speaker for line in (*history, *lines)]
@@ -505,7 +505,7 @@ def test_a_halted_stream_hands_its_context_and_head_to_the_episode_going_on(monk
                                           question=ViewerQuestion(id="q1", text="Why tides?", name="Maya")))
     assert next(resumed).question == "q1"  # the reading
     before = len(fake.prompts)
-    assert isinstance(next(resumed), LineStart) and len(fake.prompts) == before, "the opening needs no model"
+    assert isinstance(next(resumed), LineStart) and len(fake.prompts) == before, "the cue needs no model"
     next(resumed)  # the first answer line
     assert len(fake.prompts) > before, "written on the episode's own context"
     shared = os.path.commonprefix([last_old_prompt, fake.prompts[-1]])
@@ -555,7 +555,7 @@ def test_the_first_answer_line_is_retried_less_then_a_weak_line_is_taken():
     stream = writer.stream(ScriptRequest(topic="tides", duration_s=120, history=history,
                                          question=ViewerQuestion(id="q1", text="Why tides?", name="Maya")))
     next(stream)  # the reading
-    next(stream)  # its opening
+    next(stream)  # its cue
     first = next(stream)
     assert sum(p.endswith(cue) for p in fake.prompts) == 1 + FIRST_ANSWER_RETRIES
     assert first.question == "q1" and first.text == f"{cue} it is."
@@ -563,9 +563,9 @@ def test_the_first_answer_line_is_retried_less_then_a_weak_line_is_taken():
 
 
 @pytest.mark.parametrize("failure", ["unusable", "error"])
-def test_an_answer_the_model_cannot_write_is_the_canned_one_after_the_opening(failure: str) -> None:
+def test_an_answer_the_model_cannot_write_is_the_canned_one_after_the_cue(failure: str) -> None:
     from models.protocols import ViewerQuestion
-    from models.script.questions import answer_cue, bridge_cue, canned_answer
+    from models.script.questions import FIRST_ANSWER_RETRIES, answer_cue, bridge_cue, canned_answer
 
     def answer(prompt: str, kw: dict[str, Any]) -> str | Exception:
         if prompt.endswith(answer_cue("Maya")):
@@ -573,12 +573,16 @@ def test_an_answer_the_model_cannot_write_is_the_canned_one_after_the_opening(fa
         return distinct_sentence(len(prompt))
 
     writer, _ = fake_writer(answer)
+    urgent, marked = writer._urgent.urgent, []
+    writer._urgent.urgent = lambda llm: marked.append(llm) or urgent(llm)  # type: ignore[method-assign]
     history = tuple(DialogueLine(k, HOSTS[k % 2], distinct_sentence(1000 + k)) for k in range(5))
     events = list(writer.stream(ScriptRequest(topic="tides", duration_s=60, history=history,
                                               question=ViewerQuestion(id="q1", text="Why tides?", name="Maya"))))
-    reading, opening, canned, bridge, declined = events[:5]
-    assert check_line_starts(events) == [opening] and opening.speaker == "Alex" != reading.speaker
-    assert canned.text == canned_answer("Maya") and canned.index == opening.index == 6
+    # Only the first answer line's generations were urgent, not the bridge nor the show after.
+    assert len(marked) == (1 + FIRST_ANSWER_RETRIES if failure == "unusable" else 1)
+    reading, cue, canned, bridge, declined = events[:5]
+    assert check_line_starts(events) == [cue] and cue.speaker == "Alex" != reading.speaker
+    assert canned.text == canned_answer("Maya") and canned.index == cue.index == 6
     assert bridge.text.startswith(bridge_cue("tides")) and bridge.question == "q1"
     assert isinstance(declined, QuestionDeclined) and declined.question_id == "q1"
     assert ("failed: RuntimeError" if failure == "error" else "could not write") in declined.reason

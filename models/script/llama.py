@@ -430,6 +430,7 @@ class LlamaCppWriter:
         except Exception as exc:
             log.exception("llama.cpp failed answering a question")
             failure = f"the model failed: {type(exc).__name__}"
+        run.urgent = False
         # Half an answer stands (the bridge follows); none at all is declined, and the line
         # the cue started is the canned answer.
         declined = "" if answered else failure

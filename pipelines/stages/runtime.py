@@ -198,7 +198,7 @@ class EpisodeRuntime:
         stream = self.models.writer.stream(request)
         failure: Exception | None = None
         try:
-            # A question's reading and the answer's opening need no model (ScriptRequest.question).
+            # A question's reading and the answer's cue need no model (ScriptRequest.question).
             await self._read_script(stream, segmenter, out, unmodelled=2 if question is not None else 0)
         except asyncio.CancelledError:
             _close(stream)  # a splice replaced this script
