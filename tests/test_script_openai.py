@@ -351,7 +351,7 @@ def test_question_is_read_verbatim_answered_and_bridged(scripted):
     assert asked == lines[: 2 + ANSWER_LINES], "the question's lines come first, together"
     reading, *answers, bridge = asked
     assert reading.speaker == "Alex" and reading.text == reading_line(question.text, "Maya")
-    assert events[1] == LineStart(answers[0].index, "Sam", answer_cue("Maya"), question="q1"), "the opening, at once"
+    assert events[1] == LineStart(answers[0].index, "Sam", answer_cue("Maya"), question="q1"), "the cue, at once"
     assert answers[0].speaker == "Sam" and answers[0].text.startswith(answer_cue("Maya"))
     assert "sunsets look red" in answers[1].text
     assert bridge.text == f"{bridge_cue(topic)} Nitrogen matters here too."
