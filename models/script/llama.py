@@ -419,10 +419,10 @@ class LlamaCppWriter:
         try:
             for k in range(ANSWER_LINES):
                 label = run.labels[len(parser.lines) % 2]
-                run.urgent = k == 0  # due when the reading ends: the other episodes' lines wait
+                # The first is due when the reading ends: fewer retries, and the other episodes wait.
                 line = yield from self._one_line(run, label, cues[0] if k == 0 else "", line_limit, Phase.BODY,
-                                                 self.min_body_words, FIRST_ANSWER_RETRIES if k == 0 else None)
-                run.urgent = False
+                                                 self.min_body_words, FIRST_ANSWER_RETRIES if k == 0 else None,
+                                                 urgent=k == 0)
                 if line is None:
                     break
                 answered += 1
@@ -430,7 +430,6 @@ class LlamaCppWriter:
         except Exception as exc:
             log.exception("llama.cpp failed answering a question")
             failure = f"the model failed: {type(exc).__name__}"
-        run.urgent = False
         # Half an answer stands (the bridge follows); none at all is declined, and the line
         # the cue started is the canned answer.
         declined = "" if answered else failure
@@ -551,10 +550,12 @@ class LlamaCppWriter:
         )
 
     def _one_line(
-        self, run: Run, label: str, cue: str, max_new: int, phase: Phase, min_words: int, retries: int | None = None
+        self, run: Run, label: str, cue: str, max_new: int, phase: Phase, min_words: int, retries: int | None = None,
+        urgent: bool = False,
     ) -> Generator[ScriptEvent, None, DialogueLine | None]:
         """Generate one turn of at least ``min_words`` words (after the cue), retrying unusable
-        output (``retries`` times, default ``max_retries``); yields the line, returns it (or None)."""
+        output (``retries`` times, default ``max_retries``); yields the line, returns it (or None).
+        ``urgent``: the other episodes' generations pause meanwhile (``_generate``)."""
         parser = run.parser
         cue_line = f"{label}:" + (f" {cue}" if cue else "")
         prompt = fit_prompt(run.head, run.transcript, cue_line, budget=self.n_ctx - max_new - 8,
@@ -569,7 +570,7 @@ class LlamaCppWriter:
             temp = min(1.2, self.temperature + 0.15 * attempt)
             gen = self._generate(
                 prompt, max_tokens=max_new, temperature=temp, seed=self._seed_for(line_no, attempt),
-                stop=run.stop, stats=run.stats, llm=run.llm, halt=run.request.halt, urgent=run.urgent,
+                stop=run.stop, stats=run.stats, llm=run.llm, halt=run.request.halt, urgent=urgent,
             )
             body = gen.text.strip()
             if phase is Phase.SIGN_OFF:

@@ -96,5 +96,3 @@ class Run:
     #: The outline item the last cued turn opened (-1: none yet), and the words said before it.
     section: int = -1
     before_outline: int = 0
-    #: Its next generations are urgent (the first answer line): the other episodes' pause.
-    urgent: bool = False

@@ -8,6 +8,7 @@ the same stream, so offline rendering and live streaming share one code path.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import threading
 import time
@@ -218,18 +219,16 @@ class EpisodeRuntime:
         """Segment the stream's events into ``out``; its first ``unmodelled`` events, and the
         line after them, are asked for at once (an answer cannot wait for the lead)."""
         done, lead = object(), self.deployment.runtime.lead_segments
-        urgent = unmodelled + 1 if unmodelled else 0
-        while True:
+        for k in itertools.count():
             # Until the first segment is on screen it has the machine to itself.
-            while not urgent and self.progress.written - self.progress.rendered >= (
+            while not (unmodelled and k <= unmodelled) and self.progress.written - self.progress.rendered >= (
                     lead if self.progress.rendered else 1):
                 await self._rendered_event.wait()
                 self._rendered_event.clear()
             while self._too_far_ahead():
                 await asyncio.sleep(0.2)
-            urgent = max(0, urgent - 1)
-            if unmodelled:
-                event, unmodelled = await asyncio.to_thread(next, stream, done), unmodelled - 1
+            if k < unmodelled:
+                event = await asyncio.to_thread(next, stream, done)
             else:  # the writer serves every episode: the one whose voices are nearest its viewers goes first
                 event = await self.pools.script.run(next, stream, done, timeline=self.timeline, note="script",
                                                     deadline=self._queue_key(self._voiced_end))
