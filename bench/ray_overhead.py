@@ -84,6 +84,9 @@ class Timed:
         self.draws.append(Draw(job, time.perf_counter() - t0, drawn.elapsed_s, drawn.frames.nbytes()))
         return drawn
 
+    def cancel(self) -> None:
+        self.inner.cancel()
+
     def shutdown(self) -> None:
         self.inner.shutdown()
 

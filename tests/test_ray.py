@@ -39,7 +39,7 @@ from pipelines.config import (
 from pipelines.plan.cpu import child_pids
 from pipelines.playout.frames import FrameList
 from pipelines.stages import ray_drawers as ray_workers
-from pipelines.stages.drawing import DrawJob
+from pipelines.stages.drawing import DrawCancelled, DrawJob
 
 RAY_DEPLOY = REPO_ROOT / "configs" / "deploy" / "ray.yaml"
 COMPOSE_DEPLOY = REPO_ROOT / "configs" / "deploy" / "ray-compose.yaml"
@@ -261,6 +261,30 @@ def test_pool_no_node_can_host_fails_with_a_clear_error():
     try:
         with pytest.raises(RuntimeError, match="gpu_h200"):
             drawer.warm_up()
+    finally:
+        drawer.shutdown()
+
+
+def test_a_cancelled_draw_stops_in_the_actor_and_the_actor_draws_on():
+    ray_workers.connect(SMALL)
+    drawer = ray_workers.RayDrawer(PoolSpec(name="fast", backend="ray", num_cpus=1), "avatar2d", {}, SMALL, 0)
+    try:
+        drawer.warm_up()
+
+        def cancel_when_drawing() -> None:
+            while drawer._running is None:
+                time.sleep(0.005)
+            time.sleep(1.0)  # running in the actor by now, not only queued
+            drawer.cancel()
+
+        canceller = threading.Thread(target=cancel_when_drawing)
+        canceller.start()
+        with pytest.raises(DrawCancelled):
+            drawer.draw(_job(0, seconds=600))  # drawn whole, it would take minutes
+        canceller.join()
+        assert ray_workers.ray.get(drawer.actor.cancelled_draws.remote()) == 1, "stopped inside the actor"
+        assert len(drawer.draw(_job(1)).frames) == 25, "the same actor draws the next job whole"
+        assert drawer.restarts == 0
     finally:
         drawer.shutdown()
 

@@ -5,11 +5,12 @@ loop that paces WebRTC. So by default each video worker slot owns one process
 holding its own animator; the slot's thread sends the segment (or a range of its
 frames), the process sends back compressed frames. If the process dies
 mid-segment, the slot starts a fresh one and draws the piece again, so the
-episode plays on (at most one short stall). Every backend has the same two calls,
-``warm_up`` and ``draw``, so the scheduler never knows where work runs.
+episode plays on (at most one short stall). Every backend has the same calls,
+``warm_up``, ``draw`` and ``cancel``, so the scheduler never knows where work runs.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import multiprocessing
 import os
@@ -36,35 +37,46 @@ class ThreadDrawer:
 
         self.animator = load_adapter("video", adapter, params)
         self.qualities = tuple(qualities)
+        # Each draw gets a token; cancel() names the one to stop, so a late cancel never stops the next.
+        self._tokens = itertools.count(1)
+        self._token = self._stop = 0
 
     def warm_up(self) -> None:
         prepare(self.animator, self.qualities)
 
     def draw(self, job: DrawJob) -> Drawn:
-        return draw_with(self.animator, job)
+        token = self._token = next(self._tokens)
+        return draw_with(self.animator, job, lambda: self._stop == token)
+
+    def cancel(self) -> None:
+        self._stop = self._token
 
     def shutdown(self) -> None:
         pass
 
 
 _animator: Animator | None = None
+#: Shared with the parent: the token of the draw it wants stopped (ProcessDrawer.cancel).
+_stop: Any = None
 #: Test hook: this worker process sleeps this many times its drawing time after each job (0: none).
 _slowdown = 0.0
 
 
-def _init_worker(adapter: str, params: dict[str, Any], nice: int, qualities: tuple[Quality, ...]) -> None:
-    global _animator
+def _init_worker(adapter: str, params: dict[str, Any], nice: int, qualities: tuple[Quality, ...],
+                 stop: Any) -> None:
+    global _animator, _stop
     from models.registry import load_adapter
 
     die_with_parent()
     if nice:
         os.nice(nice)
     _animator = load_adapter("video", adapter, params)
+    _stop = stop
     prepare(_animator, qualities)
 
 
-def _draw_in_process(job: DrawJob) -> Drawn:
-    drawn = draw_with(_animator, job)
+def _draw_in_process(job: DrawJob, token: int) -> Drawn:
+    drawn = draw_with(_animator, job, lambda: _stop.value == token)
     if _slowdown:
         pause = _slowdown * drawn.elapsed_s
         time.sleep(pause)
@@ -95,12 +107,17 @@ class ProcessDrawer:
         self._ctx = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
+        # Shared memory the worker reads between frames; it outlives a replaced worker.
+        self._stop = self._ctx.RawValue("q", 0)
+        self._tokens = itertools.count(1)
+        self._token = 0
 
     def _current(self) -> ProcessPoolExecutor:
         with self._lock:
             if self._pool is None:
+                initargs = (self.adapter, self.params, self.nice, self.qualities, self._stop)
                 self._pool = ProcessPoolExecutor(max_workers=1, mp_context=self._ctx, initializer=_init_worker,
-                                                 initargs=(self.adapter, self.params, self.nice, self.qualities))
+                                                 initargs=initargs)
             return self._pool
 
     def warm_up(self) -> None:
@@ -119,10 +136,11 @@ class ProcessDrawer:
 
     def draw(self, job: DrawJob) -> Drawn:
         retries = 0
+        token = self._token = next(self._tokens)
         while True:
             pool = self._current()
             try:
-                drawn = pool.submit(_draw_in_process, job).result()
+                drawn = pool.submit(_draw_in_process, job, token).result()
                 drawn.retries = retries
                 return drawn
             except BrokenProcessPool:
@@ -136,6 +154,9 @@ class ProcessDrawer:
                     if self._pool is pool:
                         self._pool = None
                 pool.shutdown(wait=False, cancel_futures=True)
+
+    def cancel(self) -> None:
+        self._stop.value = self._token
 
     def shutdown(self) -> None:
         with self._lock:

@@ -6,7 +6,7 @@ these, and none of them imports another to get them.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -44,24 +44,44 @@ class Drawn:
     retries: int = 0
 
 
+class DrawCancelled(Exception):
+    """Nobody waits for the job any more (a splice dropped its segment): drawing stopped early."""
+
+
 class Drawer(Protocol):
     def warm_up(self) -> None: ...
 
     def draw(self, job: DrawJob) -> Drawn: ...
 
+    def cancel(self) -> None:
+        """Stop the draw in progress at its next frame; its ``draw`` raises ``DrawCancelled``.
+
+        Called from another thread; does nothing when the drawer is idle. Without it a
+        worker would spend seconds on frames nobody will see while an urgent segment waits.
+        """
+        ...
+
     def shutdown(self) -> None: ...
 
 
-def draw_with(animator: Animator, job: DrawJob) -> Drawn:
+def _never() -> bool:
+    return False
+
+
+def draw_with(animator: Animator, job: DrawJob, cancelled: Callable[[], bool] = _never) -> Drawn:
     """Draw a job with an animator in this process: shared by every backend.
 
+    ``cancelled`` is asked before each frame; once it says so, ``DrawCancelled`` is raised.
     Frames leave the worker at the stream's size: scaling a 720p frame here once
     is cheaper than compressing it at 720p and having every viewer and the archive
     decode and scale it on the server's event loop.
     """
     t0 = time.perf_counter()
-    rendered = animator.render(job.scene, job.visual, job.quality, frames=job.frames, size=job.size)
-    frames = [rgb_to_i420(fit(f, job.size)) for f in rendered]
+    frames = []
+    for frame in animator.render(job.scene, job.visual, job.quality, frames=job.frames, size=job.size):
+        if cancelled():
+            raise DrawCancelled(f"segment {job.visual.index} is no longer needed")
+        frames.append(rgb_to_i420(fit(frame, job.size)))
     stored = store(frames, job.jpeg_quality, job.quality.fps if job.encode else None)
     # Compressing and encoding count: they stand between drawing and playing as much as drawing does.
     return Drawn(stored, time.perf_counter() - t0)

@@ -334,6 +334,7 @@ class StagePool:
         rank = deadline if (deadline is not None and self.order == "edf") else math.inf
         # A copy per run: a backup run of a straggling job enters the context concurrently.
         job = _Job((rank, next(self._seq)), lambda: ctx.copy().run(call), loop, future, cost_s, tier=tier)
+        future.add_done_callback(lambda _f: self._stop_running(job))
         with self._cv:
             if self._closed:
                 raise RuntimeError(f"the {self.stage} pool is shut down")
@@ -360,6 +361,15 @@ class StagePool:
                 )
             )
         return result
+
+    def _stop_running(self, job: _Job) -> None:
+        """Stop the drawers still running ``job``: its caller went away (a splice dropped the
+        segment), or a backup run finished it first. Their slots are free again within a frame."""
+        with self._cv:
+            # Under the lock: a slot whose job is this one cannot have moved on to the next.
+            for slot in self.slots:
+                if slot.job is job and slot.drawer is not None:
+                    slot.drawer.cancel()
 
     def shutdown(self) -> None:
         with self._cv:

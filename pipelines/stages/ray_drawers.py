@@ -41,7 +41,7 @@ import ray
 import ray.exceptions as rex
 
 from pipelines.playout.frames import FrameList
-from pipelines.stages.drawing import DrawJob, Drawn, draw_with
+from pipelines.stages.drawing import DrawCancelled, DrawJob, Drawn, draw_with
 
 if TYPE_CHECKING:
     from ray.actor import ActorHandle
@@ -260,6 +260,8 @@ class DrawActor:
         self.animator = load_adapter("video", adapter, params)
         prepare(self.animator, qualities)
         self.slowdown = 0.0
+        #: Draws stopped midway because the caller cancelled them.
+        self.cancelled = 0
 
     def ready(self) -> dict[str, Any]:
         ctx = ray.get_runtime_context()
@@ -267,7 +269,12 @@ class DrawActor:
 
     def draw(self, job: DrawJob) -> tuple[_Wire, float, float]:
         t0 = time.perf_counter()
-        drawn = draw_with(self.animator, job)
+        try:
+            # RayDrawer.cancel calls ray.cancel: a running task of a regular actor sees only this flag.
+            drawn = draw_with(self.animator, job, ray.get_runtime_context().is_canceled)
+        except DrawCancelled:
+            self.cancelled += 1
+            raise
         if self.slowdown:
             pause = self.slowdown * drawn.elapsed_s
             time.sleep(pause)
@@ -278,6 +285,9 @@ class DrawActor:
     def set_slowdown(self, factor: float) -> int:
         self.slowdown = factor
         return os.getpid()
+
+    def cancelled_draws(self) -> int:
+        return self.cancelled
 
 
 _RemoteDrawActor = ray.remote(max_restarts=0, max_task_retries=0)(DrawActor)
@@ -308,6 +318,8 @@ class RayDrawer:
         self._actor: ActorHandle | None = None
         self._generation = 0
         self._closed = False
+        #: The draw last sent to the actor (what cancel stops).
+        self._running: ray.ObjectRef | None = None
         self._base_name = f"sw-video-{pool.name}-{index}-{socket.gethostname()}-{os.getpid()}"
         connect(spec)
         _drawer_started()
@@ -393,8 +405,11 @@ class RayDrawer:
         while True:
             actor = self._current()
             t0 = time.perf_counter()
+            self._running = ref = actor.draw.remote(job)
             try:
-                wire, elapsed_s, actor_s = ray.get(actor.draw.remote(job))
+                wire, elapsed_s, actor_s = ray.get(ref)
+            except rex.TaskCancelledError as exc:
+                raise DrawCancelled(f"segment {job.visual.index} is no longer needed") from exc
             except RETRYABLE as exc:
                 if retries >= MAX_RETRIES or self._closed:
                     raise
@@ -419,6 +434,11 @@ class RayDrawer:
             self.transfer_total_s += stat.transfer_s
             self.draws += 1
             return Drawn(frames, elapsed_s, retries)
+
+    def cancel(self) -> None:
+        if (ref := self._running) is not None:
+            with suppress(Exception):  # finished, or its actor is gone: nothing left to stop
+                ray.cancel(ref)
 
     def shutdown(self) -> None:
         with self._lock:
