@@ -96,8 +96,7 @@ class LineStart:
     voiced while the model writes it (the start of an answer, which the writer words itself).
 
     The ``DialogueLine`` with the same ``index`` always follows, by the same speaker, and
-    its text starts with these words; before it, another ``LineStart`` of that line may give
-    more of its first words (its text starting with these).
+    its text starts with these words.
     """
 
     index: int
