@@ -49,18 +49,14 @@ def check_contract(events: list[Any], hosts: tuple[str, str] = HOSTS) -> list[Di
 
 
 def check_line_starts(events: list[Any]) -> list[LineStart]:
-    """Each ``LineStart`` is followed by more of its line (a longer start) or the line itself:
-    same index, speaker and question, starting with its words; the line goes on after the
-    first start."""
+    """Each ``LineStart`` is followed by its line: same index, speaker and question, starting
+    with its words and going on after them."""
     starts = [(k, e) for k, e in enumerate(events) if isinstance(e, LineStart)]
     for k, start in starts:
-        after = next(e for e in events[k + 1:] if not isinstance(e, LineStart) or e.index != start.index)
-        then = events[k + 1]
-        assert isinstance(then, (LineStart, DialogueLine)) and then.text.startswith(start.text), (start, then)
-        assert isinstance(after, DialogueLine) and after.text.startswith(start.text), (start, after)
-        assert (after.index, after.speaker, after.question) == (start.index, start.speaker, start.question)
-        if not isinstance(events[k - 1], LineStart):
-            assert len(after.text.split()) > len(start.text.split())
+        line = events[k + 1]
+        assert isinstance(line, DialogueLine) and line.text.startswith(start.text), (start, line)
+        assert (line.index, line.speaker, line.question) == (start.index, start.speaker, start.question)
+        assert len(line.text.split()) > len(start.text.split())
     return [start for _, start in starts]
 
 
@@ -460,10 +456,8 @@ def test_a_resumed_script_reads_the_question_answers_it_and_goes_back(real_write
                                                    question=question)))
     assert not any(isinstance(e, ShowTitle) for e in events)  # no second opening
     answerer = HOSTS[1 - HOSTS.index(events[0].speaker)]
-    starts = check_line_starts(events)
-    assert starts[0] == LineStart(6, answerer, "Great question, Maya! Well,", question="q1")
+    assert check_line_starts(events) == [LineStart(6, answerer, "Great question, Maya! Well,", question="q1")]
     assert isinstance(events[1], LineStart), "the cue comes right after the reading"
-    assert len(starts) <= 2 and all(start.index == 6 for start in starts), "then, at most, its opening sentence"
     lines = [e for e in events if isinstance(e, DialogueLine)]
     assert [line.index for line in lines] == list(range(5, 5 + len(lines)))
     speakers = [line.speaker for line in (*history, *lines)]
@@ -562,48 +556,10 @@ def test_the_first_answer_line_is_retried_less_then_a_weak_line_is_taken():
                                          question=ViewerQuestion(id="q1", text="Why tides?", name="Maya")))
     next(stream)  # the reading
     next(stream)  # its cue
-    opening, first = next(stream), next(stream)
+    first = next(stream)
     assert sum(p.endswith(cue) for p in fake.prompts) == 1 + FIRST_ANSWER_RETRIES
-    assert isinstance(opening, LineStart) and opening.text == f"{cue} it is."
-    assert first.question == "q1" and first.index == opening.index and first.text.startswith(f"{cue} it is. ")
+    assert first.question == "q1" and first.text == f"{cue} it is."
     stream.close()
-
-
-@pytest.mark.parametrize("rest", ["usable", "unusable"])
-def test_the_first_answer_line_opens_with_a_sentence_voiced_before_the_rest_is_written(rest: str):
-    """The opening sentence goes out (a second ``LineStart``) as soon as the model has written
-    it; the rest of the line is written after it, and the line is the opening alone when the
-    rest cannot be used."""
-    from models.protocols import ViewerQuestion
-    from models.script.questions import answer_cue
-
-    cue = answer_cue("Maya")
-    opening = "Tides follow the moon."
-
-    def answer(prompt: str, kw: dict[str, Any]) -> str:
-        if prompt.endswith(cue):
-            return f"{opening} {distinct_sentence(7)}"
-        if prompt.endswith(opening):
-            return distinct_sentence(8) if rest == "usable" else ""
-        return distinct_sentence(len(prompt))
-
-    writer, fake = fake_writer(answer)
-    history = tuple(DialogueLine(k, HOSTS[k % 2], distinct_sentence(1000 + k)) for k in range(5))
-    stream = writer.stream(ScriptRequest(topic="tides", duration_s=120, history=history,
-                                         question=ViewerQuestion(id="q1", text="Why tides?", name="Maya")))
-    events = [next(stream), next(stream)]  # the reading and the cue
-    events.append(next(stream))
-    assert events[2] == LineStart(6, "Alex", f"{cue} {opening}", question="q1")
-    assert not any(p.endswith(opening) for p in fake.prompts), "out before the rest of the line is asked for"
-    events.append(next(stream))
-    stream.close()
-    check_line_starts(events)
-    line = events[3]
-    assert any(p.endswith(f"ALEX: {cue} {opening}") for p in fake.prompts), "the rest is written after it"
-    if rest == "usable":
-        assert line.text == f"{cue} {opening} {distinct_sentence(8)}"
-    else:
-        assert line.text == f"{cue} {opening}" and line.index == 6 and line.question == "q1"
 
 
 @pytest.mark.parametrize("failure", ["unusable", "error"])

@@ -63,16 +63,3 @@ def test_a_started_line_goes_on_after_its_first_words_with_a_short_segment():
     assert {s.line_index for s in rest} == {4}
     after = seg.add_line(DialogueLine(5, "Alex", "Wow, I never knew that about the sea at all."))
     assert [s.text for s in after] == ["Wow, I never knew that about the sea at all."], "a line not started is cut as usual"
-
-
-def test_a_line_started_twice_voices_only_the_words_the_second_start_adds():
-    seg = Segmenter(("Alex", "Sam"), max_words=16, first_max_words=5, first_segments=1, first_index=10)
-    cue = seg.start_line(LineStart(4, "Sam", "Great question, Maya! Well,", question="q"))
-    opening = seg.start_line(LineStart(4, "Sam", "Great question, Maya! Well, rivers carry salt.", question="q"))
-    assert [s.text for s in cue] == ["Great question, Maya! Well,"]
-    assert [(s.index, s.text, s.ends_line) for s in opening] == [(11, "rivers carry salt.", False)]
-    rest = seg.add_line(DialogueLine(4, "Sam", "Great question, Maya! Well, rivers carry salt. The sun leaves it.",
-                                     question="q"))
-    assert [s.text for s in rest] == ["The sun leaves it."] and rest[-1].ends_line
-    whole = seg.add_line(DialogueLine(5, "Alex", "Wow."))
-    assert [s.text for s in whole] == ["Wow."]

@@ -29,21 +29,23 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from models.protocols import (
     DialogueLine,
     HostsAnnounced,
+    LineStart,
+    QuestionDeclined,
     ScriptEnd,
     ScriptEvent,
     ScriptRequest,
     ShowTitle,
+    ViewerQuestion,
 )
 from models.script.episode import NUDGES, EpisodePlan, Phase, turn_problem
 from models.script.gguf import model_info, resolve_model
-from models.script.llama_answer import answer
 from models.script.llama_contexts import (
     ContextPool,
     Halted,
@@ -67,7 +69,16 @@ from models.script.prompts import (
     usable_title,
     welcome_line,
 )
-from models.script.questions import said_again
+from models.script.questions import (
+    ANSWER_LINES,
+    FIRST_ANSWER_RETRIES,
+    answer_cue,
+    answer_tokens,
+    bridge_cue,
+    canned_answer,
+    reading_line,
+    said_again,
+)
 from models.script.repetition import ECHO_LIMIT
 from models.script.text import (
     intro_topic_phrase,
@@ -249,10 +260,8 @@ class LlamaCppWriter:
         llm: Llama | None = None,
         halt: threading.Event | None = None,
         urgent: bool = False,
-        until: Callable[[str], bool] | None = None,
     ) -> Gen:
-        """One completion on ``llm``; an ``urgent`` one has the cores: the others pause meanwhile.
-        ``until``: the text so far is enough, stop there (``finish_reason`` "until")."""
+        """One completion on ``llm``; an ``urgent`` one has the cores: the others pause meanwhile."""
         llm = llm or self._load()
         with self._load_lock:
             lock = self._gen_locks.setdefault(id(llm), threading.Lock())
@@ -283,9 +292,6 @@ class LlamaCppWriter:
                 paused += 0.0 if urgent else self._urgent.pause_point(llm, halt)
                 if halt is not None and halt.is_set():
                     raise Halted
-                if until is not None and until("".join(text_parts)):
-                    finish = "until"
-                    break
             dt = time.perf_counter() - t0
         if stats is not None:
             stats.tokens += n
@@ -367,7 +373,7 @@ class LlamaCppWriter:
         llama.cpp itself ends the script there."""
         try:
             if run.request.question is not None:
-                yield from answer(self, run, run.request.question)
+                yield from self._answer(run, run.request.question)
                 for line in said_again(run.request.unheard, run.hosts[len(run.parser.lines) % 2]):
                     yield self._said(run, run.parser.said(line.text, line.speaker))
             yield from self._turns(run, plan)
@@ -395,6 +401,49 @@ class LlamaCppWriter:
                 run.section = run.outline.section(run.parser.word_count - run.before_outline,
                                                   plan.budget - plan.reserve - run.before_outline)
         yield from self._written(run, plan)
+
+    def _answer(self, run: Run, question: ViewerQuestion) -> Iterator[ScriptEvent]:
+        """A host reads the question out (the writer's words, never parsed), the other starts the
+        answer at once (``LineStart``) while the model writes the rest, they go on for
+        ``ANSWER_LINES``, and a bridge line returns to the topic. An answer the model cannot
+        write is replaced by a canned line and the question declined."""
+        parser = run.parser
+        parser.question = question.id
+        cues = (answer_cue(question.name), bridge_cue(run.topic))
+        reading = reading_line(question.text, question.name)
+        parser.echoes.allow([reading, *cues])  # answers name what was asked, on purpose
+        yield self._said(run, parser.said(reading))
+        yield LineStart(parser.next_index, parser.next_host, cues[0], question=question.id)
+        answered, failure = 0, "the model could not write an answer"
+        line_limit, bridge_limit = answer_tokens(self.max_line_tokens)
+        try:
+            for k in range(ANSWER_LINES):
+                label = run.labels[len(parser.lines) % 2]
+                # The first is due when the reading ends: fewer retries, and the other episodes wait.
+                line = yield from self._one_line(run, label, cues[0] if k == 0 else "", line_limit, Phase.BODY,
+                                                 self.min_body_words, FIRST_ANSWER_RETRIES if k == 0 else None,
+                                                 urgent=k == 0)
+                if line is None:
+                    break
+                answered += 1
+                run.transcript.append(f"{label}: {line.text}\n")
+        except Exception as exc:
+            log.exception("llama.cpp failed answering a question")
+            failure = f"the model failed: {type(exc).__name__}"
+        # Half an answer stands (the bridge follows); none at all is declined, and the line
+        # the cue started is the canned answer.
+        declined = "" if answered else failure
+        if declined:
+            yield self._said(run, parser.said(canned_answer(question.name)))
+        label = run.labels[len(parser.lines) % 2]
+        bridge = yield from self._one_line(run, label, cues[1], bridge_limit, Phase.BODY, self.min_body_words)
+        if bridge is None:
+            yield self._said(run, parser.said(cues[1]))
+        else:
+            run.transcript.append(f"{label}: {bridge.text}\n")
+        parser.question = None
+        if declined:
+            yield QuestionDeclined(question_id=question.id, reason=declined)
 
     @staticmethod
     def _said(run: Run, line: DialogueLine) -> DialogueLine:

@@ -216,13 +216,12 @@ class EpisodeRuntime:
 
     async def _read_script(self, stream: Iterator[ScriptEvent], segmenter: Segmenter, out: asyncio.Queue,
                            unmodelled: int = 0) -> None:
-        """Segment the stream's events into ``out``; its first ``unmodelled`` events, the line
-        after them and the rest of a line being voiced are asked for at once (an answer
-        cannot wait for the lead)."""
-        done, lead, started = object(), self.deployment.runtime.lead_segments, False
+        """Segment the stream's events into ``out``; its first ``unmodelled`` events, and the
+        line after them, are asked for at once (an answer cannot wait for the lead)."""
+        done, lead = object(), self.deployment.runtime.lead_segments
         for k in itertools.count():
             # Until the first segment is on screen it has the machine to itself.
-            while not (started or unmodelled and k <= unmodelled) and self.progress.written - self.progress.rendered >= (
+            while not (unmodelled and k <= unmodelled) and self.progress.written - self.progress.rendered >= (
                     lead if self.progress.rendered else 1):
                 await self._rendered_event.wait()
                 self._rendered_event.clear()
@@ -235,7 +234,6 @@ class EpisodeRuntime:
                                                     deadline=self._queue_key(self._voiced_end))
             if event is done:
                 return
-            started = isinstance(event, LineStart)
             if isinstance(event, ShowTitle) and not self.lines:
                 self.title = event.title
                 self._title_ready.set()

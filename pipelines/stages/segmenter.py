@@ -88,13 +88,10 @@ class Segmenter:
         return line_index % 2
 
     def start_line(self, start: LineStart) -> list[SegmentText]:
-        """Segments of a line's first words, before the rest of it is written (none ends it);
-        a second start of the same line gives more of its words: only those are new."""
-        words = start.text.split()
-        said = self._started[1] if self._started is not None and self._started[0] == start.index else 0
-        self._started = (start.index, max(said, len(words)))
-        return self._segments(start.index, start.speaker, start.question,
-                              split_text(" ".join(words[said:]), self.max_words), ends_line=False)
+        """Segments of a line's first words, before the rest of it is written (none ends it)."""
+        self._started = (start.index, len(start.text.split()))
+        return self._segments(start.index, start.speaker, start.question, split_text(start.text, self.max_words),
+                              ends_line=False)
 
     def add_line(self, line: DialogueLine) -> list[SegmentText]:
         """Segments of a whole line (of its words after those ``start_line`` gave already)."""
