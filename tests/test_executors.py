@@ -120,3 +120,28 @@ def test_a_free_worker_backs_up_a_straggling_job(backup_runs):
     finally:
         release.set()
         pool.shutdown()
+
+
+def test_shutdown_after_the_callers_loop_closed_leaves_its_cancelled_jobs_alone():
+    """A job still queued, cancelled, when its caller's event loop is gone cannot be
+    cancelled again through that loop: shutdown goes on without it."""
+    pool = StagePool("video", slots=[Slot("w0", "video")])
+    release = threading.Event()
+
+    async def scenario() -> None:
+        running = asyncio.create_task(pool.run(release.wait, 5, deadline=time.monotonic() + 5))
+        while pool.slots[0].job is None:
+            await asyncio.sleep(0.01)
+        queued = asyncio.create_task(pool.run(lambda: None, deadline=time.monotonic() + 6))
+        await asyncio.sleep(0.05)
+        for task in (queued, running):
+            task.cancel()
+        await asyncio.gather(running, queued, return_exceptions=True)
+
+    try:
+        run_async(scenario())
+        assert pool.queued == 1, "the worker is still busy: the job waits in the queue"
+        pool.shutdown()
+        assert pool.queued == 0
+    finally:
+        release.set()

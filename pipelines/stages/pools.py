@@ -19,6 +19,7 @@ can ask how much work is queued ahead of a deadline.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import heapq
 import itertools
@@ -375,7 +376,10 @@ class StagePool:
         with self._cv:
             self._closed = True
             for job in self._heap:
-                job.loop.call_soon_threadsafe(job.future.cancel)
+                if job.future is None or job.future.done():
+                    continue  # a setup job, or one whose caller went away while it waited
+                with contextlib.suppress(RuntimeError):  # its loop is closed: nobody waits for it
+                    job.loop.call_soon_threadsafe(job.future.cancel)
             self._heap.clear()
             self._cv.notify_all()
 
