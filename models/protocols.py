@@ -152,8 +152,8 @@ class ScriptWriter(Protocol):
     (the ``LineStart`` too). When the model cannot answer, the answering host says
     ``canned_answer()`` instead of the answer lines (with the question's id; it starts
     with the cue; the bridge still follows), and one ``QuestionDeclined`` comes after
-    the canned answer and before the first line of the show itself again. Either way the episode then goes on as usual: body,
-    ending, ``ScriptEnd``.
+    the canned answer and before the first line of the show itself again. Either way
+    the episode then goes on as usual: body, ending, ``ScriptEnd``.
     """
 
     name: str
