@@ -90,3 +90,14 @@ def test_the_prompt_keeps_its_prefix_until_a_block_of_lines_is_dropped() -> None
     assert prompt(12).startswith("HEAD\nL8:")
     short = fit_prompt("HEAD\n", lines[:8], "L:", budget=40, window=8, count=len)
     assert len(short) <= 40 and short.endswith("L7: words\nL:"), "the recent lines fit the budget"
+
+
+def test_a_window_starts_no_earlier_than_its_first_line() -> None:
+    """A script going on after a splice starts its window where its context's cache does."""
+    lines = [f"L{i}: words\n" for i in range(40)]
+    prompt = fit_prompt("HEAD\n", lines[:11], "L:", budget=10_000, window=8, count=len, first=6)
+    assert prompt.startswith("HEAD\nL6:"), "its own window would start at line 4"
+    later = fit_prompt("HEAD\n", lines[:14], "L:", budget=10_000, window=8, count=len, first=6)
+    assert later.startswith("HEAD\nL8:"), "the window moves on from there as before"
+    assert fit_prompt("HEAD\n", lines[:3], "L:", budget=10_000, window=8, count=len, first=6) == "HEAD\nL:"
+

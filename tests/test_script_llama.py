@@ -611,3 +611,40 @@ def test_a_moved_window_is_shifted_in_the_kv_cache_not_evaluated_again(real_writ
         assert shift_window(llm, tokens) == 0, "nothing moved since"
     finally:
         real_writer._release(llm)
+
+
+@pytest.mark.models
+def test_a_script_going_on_after_a_splice_evaluates_only_what_follows_the_cut(
+        real_writer: LlamaCppWriter, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The episode wrote lines ahead of its viewers, so its context's transcript window had
+    moved past where the shorter transcript kept at the splice would start its own: the first
+    answer line starts its window at the cached line, and llama.cpp evaluates only the
+    reading and the cue, not the transcript again."""
+    import threading
+
+    from models.protocols import ViewerQuestion
+    from models.script.llama_contexts import count_tokens
+    from models.script.questions import answer_cue, reading_line
+
+    monkeypatch.setattr(real_writer, "context_lines", 6)  # the window moves every 3 lines
+    halt = threading.Event()
+    old = real_writer.stream(ScriptRequest(topic="how tides work", duration_s=300, halt=halt))
+    lines: list[DialogueLine] = []
+    while len(lines) < 13:
+        if isinstance(event := next(old), DialogueLine):
+            lines.append(event)
+    halt.set()  # the splice: three lines written ahead are cut
+    question = ViewerQuestion(id="q1", text="Do lakes have tides?", name="Maya")
+    resumed = real_writer.stream(ScriptRequest(topic="how tides work", duration_s=300, history=tuple(lines[:10]),
+                                               question=question))
+    evaluated: list[int] = []
+    for llm in real_writer._pool.contexts:
+        monkeypatch.setattr(llm, "eval", lambda tokens, _eval=llm.eval: evaluated.append(len(tokens)) or _eval(tokens))
+    next(resumed), next(resumed)  # the reading and the cue
+    assert isinstance(next(resumed), DialogueLine) and evaluated
+    llm = real_writer._pool.contexts[0]
+    new_text = f"{reading_line(question.text, 'Maya')}\nALEX: {answer_cue('Maya')}"
+    assert evaluated[0] <= count_tokens(llm, new_text) + 8, (evaluated[0], "the transcript was evaluated again")
+    for stream in (old, resumed):
+        stream.close()
+

@@ -51,12 +51,13 @@ from models.script.llama_contexts import (
     Halted,
     Head,
     Heads,
+    cached_window,
     count_tokens,
     episode_key,
     fit_prompt,
     shift_window,
 )
-from models.script.llama_run import Gen, Run, StreamStats, failed_start
+from models.script.llama_run import Gen, Run, StreamStats, failed_start, finish_stats
 from models.script.outline import OUTLINE_CUE, Outline
 from models.script.parser import ScriptParser
 from models.script.prompts import (
@@ -248,6 +249,11 @@ class LlamaCppWriter:
             for llm in held:
                 self._release(llm)
 
+    def _gen_lock(self, llm: Llama) -> threading.Lock:
+        """What keeps generations (and reads of its KV cache) on one context apart."""
+        with self._load_lock:
+            return self._gen_locks.setdefault(id(llm), threading.Lock())
+
     def _generate(
         self,
         prompt: str,
@@ -263,8 +269,7 @@ class LlamaCppWriter:
     ) -> Gen:
         """One completion on ``llm``; an ``urgent`` one has the cores: the others pause meanwhile."""
         llm = llm or self._load()
-        with self._load_lock:
-            lock = self._gen_locks.setdefault(id(llm), threading.Lock())
+        lock = self._gen_lock(llm)
         text_parts: list[str] = []
         finish, n, paused = "stop", 0, 0.0
         with lock, self._urgent.urgent(llm) if urgent else contextlib.nullcontext():
@@ -380,7 +385,7 @@ class LlamaCppWriter:
         except Exception as exc:  # llama.cpp runtime error mid-episode
             log.exception("llama.cpp failed mid-episode")
             plan.reason = f"error: {type(exc).__name__}: {exc}"
-        self._finish_stats(run, plan.budget)
+        finish_stats(run, plan.budget)
         yield ScriptEnd(reason=plan.reason)
 
     def _resumed(self, run: Run) -> Iterator[ScriptEvent]:
@@ -391,6 +396,7 @@ class LlamaCppWriter:
             run.transcript.append(f"{run.labels[run.hosts.index(said.speaker)]}: {said.text}\n")
         plan = EpisodePlan(run.request.word_budget)
         plan.phase = Phase.BODY
+        run.window_from = None  # found in the KV cache before the first turn (_one_line)
         # The same head as before, so the transcript up to the cut is still in the KV cache.
         head = self._heads.get(run.episode) if run.episode else None
         if head is None:
@@ -538,17 +544,6 @@ class LlamaCppWriter:
             if self._pool is not None:
                 self._pool.mark(run.llm, run.episode)
 
-    def _finish_stats(self, run: Run, budget: int) -> None:
-        """Fill in the episode's totals and log them."""
-        stats = run.stats
-        stats.total_s = time.perf_counter() - stats.started
-        stats.lines = len(run.parser.lines)
-        stats.words = run.parser.word_count
-        log.info(
-            "episode done: %d lines, %d/%d words, %.1f tok/s, first line %.2fs, %d retries",
-            stats.lines, stats.words, budget, stats.tokens_per_s, stats.first_line_s or -1, stats.retries,
-        )
-
     def _one_line(
         self, run: Run, label: str, cue: str, max_new: int, phase: Phase, min_words: int, retries: int | None = None,
         urgent: bool = False,
@@ -558,8 +553,12 @@ class LlamaCppWriter:
         ``urgent``: the other episodes' generations pause meanwhile (``_generate``)."""
         parser = run.parser
         cue_line = f"{label}:" + (f" {cue}" if cue else "")
+        if run.window_from is None:  # going on after a splice: start where the context's cache does
+            with self._gen_lock(run.llm):
+                run.window_from = cached_window(run.llm, run.head, run.transcript)
         prompt = fit_prompt(run.head, run.transcript, cue_line, budget=self.n_ctx - max_new - 8,
-                            window=self.context_lines, count=lambda text: count_tokens(run.llm, text))
+                            window=self.context_lines, count=lambda text: count_tokens(run.llm, text),
+                            first=run.window_from)
         line_no = len(parser.lines)
         retries = self.max_retries if retries is None else retries
         for attempt in range(retries + 1):

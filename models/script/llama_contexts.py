@@ -6,14 +6,16 @@ of their own. A script that goes on from the middle of an episode (after a viewe
 question) costs only its new tokens when it runs on the context its episode wrote on and
 its prompt starts with the same head (title and outline) as before: ``ContextPool`` hands
 the context back to the same episode, ``Heads`` keeps the head, and ``fit_prompt`` gives
-the same transcript the same prompt.
+the same transcript the same prompt; a script going on after a splice starts its transcript
+window where the cache holds it (``cached_window``).
 
 An episode is known by ``episode_key``: its topic and opening line, which a resumed
 request carries as the first line of its history.
 
 Contract: both classes are thread-safe, ``fit_prompt`` is pure; ``ContextPool.acquire`` never waits. A context
 whose every holder was halted counts as free: the halted streams raise ``Halted`` before
-their next generation, and the per-context generation lock orders the rest.
+their next generation, and the per-context generation lock orders the rest (``shift_window``
+and ``cached_window`` run under it too).
 """
 from __future__ import annotations
 
@@ -51,9 +53,9 @@ def count_tokens(llm: Llama, text: str) -> int:
 
 
 def fit_prompt(head: str, lines: Sequence[str], cue_line: str, *, budget: int, window: int,
-               count: Callable[[str], int]) -> str:
-    """The prompt of the next turn: ``head``, the recent transcript, ``cue_line``; at most
-    ``budget`` tokens by ``count``.
+               count: Callable[[str], int], first: int = 0) -> str:
+    """The prompt of the next turn: ``head``, the recent transcript from line ``first`` on at
+    the earliest, ``cue_line``; at most ``budget`` tokens by ``count``.
 
     Small models loop on a long transcript (they copy their own earlier lines), so at most
     ``window`` lines are kept, dropped in blocks of half that: the prompt's prefix changes
@@ -65,6 +67,7 @@ def fit_prompt(head: str, lines: Sequence[str], cue_line: str, *, budget: int, w
     if len(lines) > window:
         step = window // 2
         start = ((len(lines) - window) // step + 1) * step
+    start = max(start, min(first, len(lines)))
     while True:
         prompt = head + "".join(lines[start:]) + cue_line
         n = count(prompt)
@@ -104,6 +107,33 @@ def shift_window(llm: Llama, tokens: Sequence[int]) -> int:
     llm.input_ids[:len(ids)] = ids
     llm.n_tokens = len(ids)
     return kept
+
+
+def cached_window(llm: Llama, head: str, lines: Sequence[str]) -> int:
+    """The line of ``lines`` that ``llm``'s KV cache holds first after ``head`` (0: none).
+
+    A script going on after a splice has a shorter transcript than the one written ahead
+    on its context, so its own window would start at an earlier line than the cached one
+    and the whole transcript would be evaluated again, seconds on a busy core, while the
+    answer is due. Started at the cached line instead (``fit_prompt``'s ``first``), the
+    prompt matches the cache up to the cut.
+    """
+    import llama_cpp  # loaded with the model already
+
+    n = int(llm.n_tokens)
+    if not n or not lines:
+        return 0
+    cached = llm.input_ids[:n].tolist()
+
+    def shared(text: str) -> int:
+        return llama_cpp.Llama.longest_token_prefix(cached, llm.tokenize(text.encode("utf-8"), add_bos=True,
+                                                                         special=True))
+
+    best, most = 0, shared(head) + ANCHOR_TOKENS
+    for start in range(len(lines)):
+        if (p := shared(head + "".join(lines[start:]))) > most:
+            best, most = start, p
+    return best
 
 
 def _find(seq: list[int], part: list[int], start: int) -> int:

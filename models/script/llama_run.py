@@ -1,11 +1,12 @@
 """The state of one episode being written by the llama.cpp writer, and its timing figures.
 
 Contract: plain data; ``failed_start`` gives the contract's events when llama.cpp fails
-before the first line.
+before the first line; ``finish_stats`` fills in and logs an episode's totals.
 """
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -96,3 +97,18 @@ class Run:
     #: The outline item the last cued turn opened (-1: none yet), and the words said before it.
     section: int = -1
     before_outline: int = 0
+    #: The first transcript line a prompt may hold (``fit_prompt``'s ``first``); None: not
+    #: known yet, to be found in the context's KV cache (a script going on after a splice).
+    window_from: int | None = 0
+
+
+def finish_stats(run: Run, budget: int) -> None:
+    """Fill in the episode's totals and log them."""
+    stats = run.stats
+    stats.total_s = time.perf_counter() - stats.started
+    stats.lines = len(run.parser.lines)
+    stats.words = run.parser.word_count
+    log.info(
+        "episode done: %d lines, %d/%d words, %.1f tok/s, first line %.2fs, %d retries",
+        stats.lines, stats.words, budget, stats.tokens_per_s, stats.first_line_s or -1, stats.retries,
+    )
