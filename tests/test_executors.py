@@ -76,6 +76,57 @@ def test_the_fastest_free_worker_takes_the_most_urgent_job():
     pool.shutdown()
 
 
+def _slot_name() -> str:
+    return current_slot().name
+
+
+def test_a_late_job_goes_to_a_free_slow_worker_not_to_a_busy_fast_one():
+    """Nobody can draw an overdue segment in time any more: waiting for the fast worker only
+    makes it later, so the free slow one takes it at once."""
+    slots = [Slot("cheap-0", "cheap", speed=0.5), Slot("fast-0", "fast", speed=2.0)]
+    pool = StagePool("video", order="edf", slots=slots)
+    gate = threading.Event()
+
+    async def scenario() -> str:
+        busy = asyncio.create_task(pool.run(gate.wait, 10, deadline=time.monotonic() + 60, cost_s=1.0))
+        while slots[1].job is None:
+            await asyncio.sleep(0.01)
+        try:
+            return await asyncio.wait_for(pool.run(_slot_name, deadline=time.monotonic() - 1, cost_s=0.1), 2)
+        finally:
+            gate.set()
+            await busy
+
+    try:
+        assert run_async(scenario()) == "cheap-0"
+    finally:
+        gate.set()
+        pool.shutdown()
+
+
+def test_a_job_a_busy_fast_worker_can_still_finish_in_time_waits_for_it():
+    slots = [Slot("cheap-0", "cheap", speed=0.5), Slot("fast-0", "fast", speed=2.0)]
+    pool = StagePool("video", order="edf", slots=slots)
+    gate = threading.Event()
+
+    async def scenario() -> str:
+        busy = asyncio.create_task(pool.run(gate.wait, 10, deadline=time.monotonic() + 60, cost_s=1.0))
+        while slots[1].job is None:
+            await asyncio.sleep(0.01)
+        # 8 s on the slow worker, 2 s on the fast one once its 0.5 s job is done: due in 5 s.
+        job = asyncio.create_task(pool.run(_slot_name, deadline=time.monotonic() + 5, cost_s=4.0))
+        await asyncio.sleep(0.6)
+        gate.set()
+        await busy
+        return await job
+
+    try:
+        assert run_async(scenario()) == "fast-0"
+    finally:
+        gate.set()
+        pool.shutdown()
+
+
 def test_backlog_counts_queued_work_ahead_of_a_deadline():
     pool = StagePool("video", 1, order="edf")
 

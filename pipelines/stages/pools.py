@@ -100,6 +100,13 @@ class Slot:
         elapsed = now - t0
         return min(self.speed, cost / elapsed) if cost > 0 and elapsed > cost / self.speed else self.speed
 
+    def free_in(self, now: float) -> float:
+        """Seconds until its job is predicted to end (0: idle, or past its prediction)."""
+        if self.running is None:
+            return 0.0
+        cost, t0 = self.running
+        return max(0.0, cost / self.speed - (now - t0))
+
     def straggling(self, now: float) -> bool:
         """Its job has run half again as long as its speed predicted (and a quarter second more)."""
         if self.running is None:
@@ -202,8 +209,10 @@ class StagePool:
         The i-th fastest free slot takes the i-th job in deadline order, so the most
         urgent work goes to the fastest worker. A slot that is not the fastest of
         those that draw a job's tier skips it if it would finish after its deadline
-        (a faster slot, busy now, will take it) and takes the next one it can finish
-        in time. A slot never takes a job at a tier its pool does not draw.
+        while a faster slot, busy now, is predicted to finish it in time, and takes
+        the next one it can finish in time. A job no slot can finish in time any
+        more is late wherever it goes: the first free slot takes it. A slot never
+        takes a job at a tier its pool does not draw.
         """
         now = time.monotonic()
         me = self.slots[index]
@@ -216,7 +225,8 @@ class StagePool:
             deadline = job.key[0]
             if straggler is not None and straggler.key < job.key:
                 break  # the straggling job is due first
-            if fastest or job.future is None or not math.isfinite(deadline) or now + job.cost_s / speed <= deadline:
+            if (fastest or job.future is None or not math.isfinite(deadline) or now + job.cost_s / speed <= deadline
+                    or not self._in_time_elsewhere(job, speed, now)):
                 self._heap.remove(job)
                 heapq.heapify(self._heap)
                 return job
@@ -224,6 +234,12 @@ class StagePool:
             straggler.hedged = True
             return straggler
         return None
+
+    def _in_time_elsewhere(self, job: _Job, speed: float, now: float) -> bool:
+        """Whether a slot faster than ``speed`` that draws ``job``'s tier is predicted to
+        finish it by its deadline once its own job is done."""
+        return any(v > speed and s.draws(job.tier) and now + s.free_in(now) + job.cost_s / v <= job.key[0]
+                   for v, s in ((s.speed_now(now), s) for s in self.slots))
 
     def _left_for(self, index: int, now: float) -> list[_Job]:
         """Queued jobs in deadline order that slot ``index`` may draw, less those the faster
