@@ -34,6 +34,8 @@ Per episode, in a window around each splice (``--before`` s before the reading i
   second; the counter is the server's, all episodes together: an episode's figure counts
   any viewer's stall in its windows, the run's counts each stall once, in any window);
   also both over the whole run, and when each happened (seconds after the first words);
+  each episode's own playhead stalls are listed too, at their place on its media clock
+  (the episode's timeline), so a stall can be traced to the segment it waited for;
 - **A/V skew**: ``window.streamwiseMetrics.avSkewMs`` (video minus audio estimated playout
   timestamps, updated by the player every second) sampled in the windows, and elsewhere
   for comparison; both leave out the first 10 s of playback, while the player's A/V sync
@@ -373,6 +375,9 @@ def finish(viewer: Viewer, client: httpx.Client, server: list[dict], args: argpa
         "unmatched_clicks": len(data["clicks"]) - sum(1 for r in rows if "clicked_ms" in r),
         # Where each segment's time went (stage spans, the tier planner's decisions): the JSON only.
         "timeline": {"spans": timeline.get("spans", []), "decisions": timeline.get("decisions", [])},
+        # This episode's own playhead stalls: where on its media clock, and how long.
+        "stalls": [{"at_s": st["at_s"], "waited_s": round(st["ended"] - st["began"], 2)}
+                   for st in timeline.get("stalls", [])],
     }
 
 
@@ -488,6 +493,9 @@ def question_table(runs: list[dict]) -> str:
             if e["freezes_at_s"] or e["server_stalls_at_s"]:
                 out.append(f"Run {r['run']}, {e['episode']}: browser freezes at {e['freezes_at_s']} s, "
                            f"server playhead stalls (any episode) at {e['server_stalls_at_s']} s.")
+            if e.get("stalls"):
+                where = ", ".join(f"{st['at_s']:.1f} s ({st['waited_s']:.2f} s)" for st in e["stalls"])
+                out.append(f"Run {r['run']}, {e['episode']}: its playhead waited at media {where}.")
     return "\n".join(out)
 
 

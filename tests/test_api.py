@@ -390,6 +390,7 @@ def test_timeline(client: httpx.Client, finished) -> None:
         assert SPAN_KEYS <= set(span), span
         assert 0 <= span["queued"] <= span["started"] <= span["finished"], span
     assert {"script", "speech", "video"} <= {s["stage"] for s in body["spans"]}
+    assert body["stalls"] == [], "no viewer's playhead ran dry (none watched)"
 
 
 def test_captions_vtt(client: httpx.Client, finished) -> None:

@@ -57,13 +57,33 @@ def test_replay_of_a_finished_episode_plays_the_whole_intro():
 def test_late_content_is_a_stall_and_nothing_is_skipped():
     buf = PlayoutBuffer()
     buf.append(seg("speech", 0, 2, 0.5))
-    head = Playhead(buf)
+    stalls: list[tuple[int, float]] = []
+    head = Playhead(buf, on_stall=lambda at, seconds: stalls.append((at, seconds)))
     assert head.next_audio(2 * SPF).min() == 0.5
     assert not head.next_audio(SPF).any()
     assert not head.next_audio(SPF).any()
     assert head.stats.stalls == 1 and head.stats.stalled_samples == 2 * SPF
     assert head.position == 2 * SPF, "the playhead held still"
+    assert not stalls, "told once the stall is over"
     buf.append(seg("speech", 2 * SPF, 1, 0.25))
     assert head.next_audio(SPF).min() == 0.25
+    assert head.next_audio(SPF) is not None
+    assert len(stalls) == 1 and stalls[0][0] == 2 * SPF and stalls[0][1] >= 0.0, "where it waited, and how long"
     buf.finish()
     assert head.ended
+
+
+def test_a_stall_is_kept_on_the_episode_timeline_with_where_it_waited():
+    from models.protocols import CLOCK_RATE
+    from pipelines.spans import Timeline
+
+    buf, timeline = PlayoutBuffer(), Timeline()
+    buf.append(seg("speech", 0, 1, 0.5))
+    head = Playhead(buf, on_stall=timeline.stalled)
+    head.next_audio(SPF), head.next_audio(SPF)
+    buf.append(seg("speech", SPF, 1, 0.5))
+    head.next_audio(SPF)
+    (stall,) = timeline.stalls()
+    assert stall.at_s == round(SPF / CLOCK_RATE, 3) and 0 <= stall.began <= stall.ended
+    assert not timeline.spans(), "a stall is no task: no metric counts it as work"
+

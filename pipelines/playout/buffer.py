@@ -162,15 +162,19 @@ class Playhead:
     title card as filler, so the intro (itself a title card) is then skipped: a
     live start goes straight to the first words, and a replay, which never waits,
     shows the whole intro. The title stays in the picture's banner throughout.
+
+    ``on_stall(position, seconds)`` is called once per stall, when content comes again:
+    the clock sample the playhead waited at and how long it waited (wall clock).
     """
 
-    def __init__(self, buffer: PlayoutBuffer, on_stall: Callable[[], None] | None = None) -> None:
+    def __init__(self, buffer: PlayoutBuffer, on_stall: Callable[[int, float], None] | None = None) -> None:
         self.buffer = buffer
         self.position = 0
         self.started = False
         self.stats = PlayheadStats()
         self._waited = 0
         self._stalling = False
+        self._stalled_since = 0.0
         self._on_stall = on_stall
         buffer.playheads.add(self)
 
@@ -201,13 +205,15 @@ class Playhead:
                 return np.zeros(n, dtype=np.float32)
             if not self._stalling:
                 self._stalling = True
+                self._stalled_since = time.monotonic()
                 self.stats.stalls += 1
-                if self._on_stall:
-                    self._on_stall()
             self.stats.stalled_samples += n
             return np.zeros(n, dtype=np.float32)
-        self._stalling = False
         now = time.monotonic()
+        if self._stalling:
+            self._stalling = False
+            if self._on_stall:
+                self._on_stall(self.position, now - self._stalled_since)
         if self.stats.first_content_at is None:
             self.stats.first_content_at = now
         if self.stats.first_speech_at is None and self.buffer.caption_at(self.position) is not None:

@@ -99,4 +99,6 @@ async def timeline(state: StateDep, episode_id: str, request: Request,
         return JSONResponse(chrome_trace(episode.id, episode.title, episode.timeline.spans()),
                             headers={"Content-Disposition": f'attachment; filename="{episode.id}.trace.json"'})
     decisions = [d.to_dict() for d in episode.runtime.planner.decisions] if episode.runtime else []
-    return JSONResponse({"id": episode.id, "spans": episode.timeline.to_list(), "decisions": decisions})
+    stalls = [s.to_dict() for s in episode.timeline.stalls()]
+    return JSONResponse({"id": episode.id, "spans": episode.timeline.to_list(), "decisions": decisions,
+                         "stalls": stalls})

@@ -55,7 +55,7 @@ async def offer(state: StateDep, episode_id: str, body: SessionDescription, requ
 
     try:
         viewer, answer = await state.gateway.answer(
-            episode.id, body.sdp, body.type, Playhead(episode.buffer), quality.fps,
+            episode.id, body.sdp, body.type, Playhead(episode.buffer, on_stall=episode.timeline.stalled), quality.fps,
             lambda: waiting_card(state, mgr, episode, quality), on_close,
             size=(quality.width, quality.height), queue_status=lambda: mgr.queue_status(episode.id),
             questions=QuestionDesk(ask=episode.ask, listeners=episode.questions.listeners, check=episode.check_ask,
