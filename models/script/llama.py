@@ -555,7 +555,7 @@ class LlamaCppWriter:
         cue_line = f"{label}:" + (f" {cue}" if cue else "")
         if run.window_from is None:  # going on after a splice: start where the context's cache does
             with self._gen_lock(run.llm):
-                run.window_from = cached_window(run.llm, run.head, run.transcript)
+                run.window_from = cached_window(run.llm, run.head, run.transcript, self.context_lines)
         prompt = fit_prompt(run.head, run.transcript, cue_line, budget=self.n_ctx - max_new - 8,
                             window=self.context_lines, count=lambda text: count_tokens(run.llm, text),
                             first=run.window_from)

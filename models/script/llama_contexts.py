@@ -109,8 +109,9 @@ def shift_window(llm: Llama, tokens: Sequence[int]) -> int:
     return kept
 
 
-def cached_window(llm: Llama, head: str, lines: Sequence[str]) -> int:
-    """The line of ``lines`` that ``llm``'s KV cache holds first after ``head`` (0: none).
+def cached_window(llm: Llama, head: str, lines: Sequence[str], window: int) -> int:
+    """The line of ``lines`` that ``llm``'s KV cache holds first after ``head`` (0: none);
+    a cached prompt held at most ``window`` lines, so only the last lines are tried.
 
     A script going on after a splice has a shorter transcript than the one written ahead
     on its context, so its own window would start at an earlier line than the cached one
@@ -130,7 +131,7 @@ def cached_window(llm: Llama, head: str, lines: Sequence[str]) -> int:
                                                                          special=True))
 
     best, most = 0, shared(head) + ANCHOR_TOKENS
-    for start in range(len(lines)):
+    for start in range(max(0, len(lines) - window - 1), len(lines)):
         if (p := shared(head + "".join(lines[start:]))) > most:
             best, most = start, p
     return best

@@ -238,8 +238,11 @@ class StagePool:
     def _in_time_elsewhere(self, job: _Job, speed: float, now: float) -> bool:
         """Whether a slot faster than ``speed`` that draws ``job``'s tier is predicted to
         finish it by its deadline once its own job is done."""
-        return any(v > speed and s.draws(job.tier) and now + s.free_in(now) + job.cost_s / v <= job.key[0]
-                   for v, s in ((s.speed_now(now), s) for s in self.slots))
+        for slot in self.slots:
+            v = slot.speed_now(now)
+            if v > speed and slot.draws(job.tier) and now + slot.free_in(now) + job.cost_s / v <= job.key[0]:
+                return True
+        return False
 
     def _left_for(self, index: int, now: float) -> list[_Job]:
         """Queued jobs in deadline order that slot ``index`` may draw, less those the faster
