@@ -146,3 +146,38 @@ def test_a_real_drawer_stops_mid_segment_and_draws_the_next_job_whole(backend):
         assert len(drawn.frames) == 10
     finally:
         drawer.shutdown()
+
+
+class _Frames:
+    """An animator that draws ``n`` grey frames at once: what takes the time is what follows."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def render(self, scene, visual, quality, frames=None, size=None):  # noqa: ANN001 - the Animator protocol
+        for _ in range(self.n):
+            yield np.full((quality.height, quality.height * 16 // 9, 3), 128, dtype=np.uint8)
+
+
+@pytest.mark.parametrize("phase", ["compressing", "encoding"])
+def test_a_draw_cancelled_after_its_frames_stops_while_they_are_compressed_or_encoded(phase: str) -> None:
+    """Compressing and encoding a long segment take as long as drawing it on a busy machine:
+    a cancel that comes then stops them too, so the worker is free at once."""
+    from pipelines.stages.drawing import draw_with
+
+    n = 10
+    asked = 0
+
+    def cancelled() -> bool:
+        nonlocal asked
+        asked += 1
+        # n checks while drawing, n while compressing, then the encoder's.
+        return asked > (n if phase == "compressing" else 2 * n) + 2
+
+    segment = DrawJob(job().scene, job(1.0).visual, Quality("240p", 240, 25), 90, encode=True)
+    with pytest.raises(DrawCancelled):
+        draw_with(_Frames(n), segment, cancelled)
+    assert asked <= 2 * n + 3, "stopped where it was asked to"
+    drawn = draw_with(_Frames(n), segment)
+    assert len(drawn.frames) == n, "nothing asks to stop: every frame is stored"
+

@@ -12,7 +12,7 @@ MP4, and the archive is not latency-bound.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from fractions import Fraction
 
@@ -56,10 +56,12 @@ def _context(width: int, height: int, fps: int, bitrate: int) -> av.VideoCodecCo
     return codec
 
 
-def encode_vp8(frames: Sequence[np.ndarray], fps: int, bitrate: int | None = None) -> list[bytes]:
+def encode_vp8(frames: Sequence[np.ndarray], fps: int, bitrate: int | None = None,
+               check: Callable[[], None] = lambda: None) -> list[bytes]:
     """One VP8 frame per I420 frame (``(h * 3 // 2, w)`` uint8), the first a keyframe.
 
     Raises ``ValueError`` if the encoder dropped or held back a frame (it is told not to).
+    ``check`` is called before each frame: it may raise to stop (a draw nobody waits for).
     """
     if not frames:
         return []
@@ -67,6 +69,7 @@ def encode_vp8(frames: Sequence[np.ndarray], fps: int, bitrate: int | None = Non
     codec = _context(width, height, fps, bitrate or bitrate_for(width, height))
     out: list[bytes] = []
     for n, image in enumerate(frames):
+        check()
         frame = av.VideoFrame.from_ndarray(image, format="yuv420p")
         frame.pts = n
         out.extend(bytes(p) for p in codec.encode(frame))

@@ -7,7 +7,7 @@ frames; a viewer's track decompresses only the frame it reads.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -41,7 +41,9 @@ class FrameList(Sequence[np.ndarray]):
         return cls(list(frames), frames[0].shape if frames else None, None)
 
     @classmethod
-    def compress(cls, frames: list[np.ndarray], jpeg_quality: int = 90) -> FrameList:
+    def compress(cls, frames: list[np.ndarray], jpeg_quality: int = 90,
+                 check: Callable[[], None] = lambda: None) -> FrameList:
+        """``check`` is called before each frame: it may raise to stop (a draw nobody waits for)."""
         if not frames:
             return cls([], None, jpeg_quality)
         rows, cols = frames[0].shape
@@ -49,6 +51,7 @@ class FrameList(Sequence[np.ndarray]):
         params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]
         items = []
         for frame in frames:
+            check()
             y = frame[:h]
             uv = frame[h:].reshape(2, h // 2, cols // 2)
             planes = (y, uv[0], uv[1])

@@ -71,27 +71,31 @@ def _never() -> bool:
 def draw_with(animator: Animator, job: DrawJob, cancelled: Callable[[], bool] = _never) -> Drawn:
     """Draw a job with an animator in this process: shared by every backend.
 
-    ``cancelled`` is asked before each frame; once it says so, ``DrawCancelled`` is raised.
-    Frames leave the worker at the stream's size: scaling a 720p frame here once
-    is cheaper than compressing it at 720p and having every viewer and the archive
-    decode and scale it on the server's event loop.
+    ``cancelled`` is asked before each frame is drawn, compressed and encoded; once it
+    says so, ``DrawCancelled`` is raised. Frames leave the worker at the stream's size:
+    scaling a 720p frame here once is cheaper than compressing it at 720p and having
+    every viewer and the archive decode and scale it on the server's event loop.
     """
+    def check() -> None:
+        if cancelled():
+            raise DrawCancelled(f"segment {job.visual.index} is no longer needed")
+
     t0 = time.perf_counter()
     frames = []
     for frame in animator.render(job.scene, job.visual, job.quality, frames=job.frames, size=job.size):
-        if cancelled():
-            raise DrawCancelled(f"segment {job.visual.index} is no longer needed")
+        check()
         frames.append(rgb_to_i420(fit(frame, job.size)))
-    stored = store(frames, job.jpeg_quality, job.quality.fps if job.encode else None)
+    stored = store(frames, job.jpeg_quality, job.quality.fps if job.encode else None, check)
     # Compressing and encoding count: they stand between drawing and playing as much as drawing does.
     return Drawn(stored, time.perf_counter() - t0)
 
 
-def store(frames: list[np.ndarray], jpeg_quality: int | None, encode_fps: int | None) -> FrameList:
+def store(frames: list[np.ndarray], jpeg_quality: int | None, encode_fps: int | None,
+          check: Callable[[], None] = lambda: None) -> FrameList:
     """Frames as they wait for viewers: JPEG-compressed (or raw), and encoded once for WebRTC
-    at ``encode_fps`` when given."""
-    stored = FrameList.raw(frames) if jpeg_quality is None else FrameList.compress(frames, jpeg_quality)
-    return stored if encode_fps is None else stored.encoded(encode_vp8(frames, encode_fps))
+    at ``encode_fps`` when given; ``check`` is called before each frame's turn, and may raise."""
+    stored = FrameList.raw(frames) if jpeg_quality is None else FrameList.compress(frames, jpeg_quality, check)
+    return stored if encode_fps is None else stored.encoded(encode_vp8(frames, encode_fps, check=check))
 
 
 def title_card(animator: Animator, scene: SceneInfo, stream: Quality, kind: str, span: tuple[int, int],
