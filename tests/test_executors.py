@@ -1,6 +1,7 @@
 import asyncio
 import threading
 import time
+from collections.abc import Awaitable, Callable
 
 import pytest
 from conftest import run_async
@@ -80,51 +81,49 @@ def _slot_name() -> str:
     return current_slot().name
 
 
-def test_a_late_job_goes_to_a_free_slow_worker_not_to_a_busy_fast_one():
-    """Nobody can draw an overdue segment in time any more: waiting for the fast worker only
-    makes it later, so the free slow one takes it at once."""
+def _with_the_fast_worker_busy(job: Callable[[StagePool, threading.Event], Awaitable[str]]) -> str:
+    """Run ``job`` on a pool of a slow worker (``cheap-0``) and a fast one (``fast-0``), while
+    the fast one is held by a job predicted to take 2 s until ``job`` lets it go; the slot that ran it."""
     slots = [Slot("cheap-0", "cheap", speed=0.5), Slot("fast-0", "fast", speed=2.0)]
     pool = StagePool("video", order="edf", slots=slots)
     gate = threading.Event()
 
     async def scenario() -> str:
-        busy = asyncio.create_task(pool.run(gate.wait, 10, deadline=time.monotonic() + 60, cost_s=1.0))
+        busy = asyncio.create_task(pool.run(gate.wait, 10, deadline=time.monotonic() + 60, cost_s=4.0))
         while slots[1].job is None:
             await asyncio.sleep(0.01)
         try:
-            return await asyncio.wait_for(pool.run(_slot_name, deadline=time.monotonic() - 1, cost_s=0.1), 2)
+            return await job(pool, gate)
         finally:
             gate.set()
             await busy
 
     try:
-        assert run_async(scenario()) == "cheap-0"
+        return run_async(scenario())
     finally:
         gate.set()
         pool.shutdown()
+
+
+def test_a_late_job_goes_to_a_free_slow_worker_not_to_a_busy_fast_one():
+    """Nobody can draw an overdue segment in time any more: waiting for the fast worker only
+    makes it later, so the free slow one takes it at once."""
+
+    async def overdue(pool: StagePool, _gate: threading.Event) -> str:
+        return await asyncio.wait_for(pool.run(_slot_name, deadline=time.monotonic() - 1, cost_s=0.1), 2)
+
+    assert _with_the_fast_worker_busy(overdue) == "cheap-0"
 
 
 def test_a_job_a_busy_fast_worker_can_still_finish_in_time_waits_for_it():
-    slots = [Slot("cheap-0", "cheap", speed=0.5), Slot("fast-0", "fast", speed=2.0)]
-    pool = StagePool("video", order="edf", slots=slots)
-    gate = threading.Event()
-
-    async def scenario() -> str:
-        busy = asyncio.create_task(pool.run(gate.wait, 10, deadline=time.monotonic() + 60, cost_s=1.0))
-        while slots[1].job is None:
-            await asyncio.sleep(0.01)
-        # 8 s on the slow worker, 2 s on the fast one once its 0.5 s job is done: due in 5 s.
+    async def due_in_5_s(pool: StagePool, gate: threading.Event) -> str:
+        # 8 s on the slow worker; on the fast one, 2 s once its own job is done.
         job = asyncio.create_task(pool.run(_slot_name, deadline=time.monotonic() + 5, cost_s=4.0))
         await asyncio.sleep(0.6)
         gate.set()
-        await busy
         return await job
 
-    try:
-        assert run_async(scenario()) == "fast-0"
-    finally:
-        gate.set()
-        pool.shutdown()
+    assert _with_the_fast_worker_busy(due_in_5_s) == "fast-0"
 
 
 def test_backlog_counts_queued_work_ahead_of_a_deadline():
