@@ -154,7 +154,7 @@ class _Frames:
     def __init__(self, n: int) -> None:
         self.n = n
 
-    def render(self, scene, visual, quality, frames=None, size=None):  # noqa: ANN001 - the Animator protocol
+    def render(self, scene, visual, quality, frames=None, size=None):  # the Animator protocol
         for _ in range(self.n):
             yield np.full((quality.height, quality.height * 16 // 9, 3), 128, dtype=np.uint8)
 
@@ -180,4 +180,3 @@ def test_a_draw_cancelled_after_its_frames_stops_while_they_are_compressed_or_en
     assert asked <= 2 * n + 3, "stopped where it was asked to"
     drawn = draw_with(_Frames(n), segment)
     assert len(drawn.frames) == n, "nothing asks to stop: every frame is stored"
-

@@ -100,4 +100,3 @@ def test_a_window_starts_no_earlier_than_its_first_line() -> None:
     later = fit_prompt("HEAD\n", lines[:14], "L:", budget=10_000, window=8, count=len, first=6)
     assert later.startswith("HEAD\nL8:"), "the window moves on from there as before"
     assert fit_prompt("HEAD\n", lines[:3], "L:", budget=10_000, window=8, count=len, first=6) == "HEAD\nL:"
-

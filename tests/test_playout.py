@@ -86,4 +86,3 @@ def test_a_stall_is_kept_on_the_episode_timeline_with_where_it_waited():
     (stall,) = timeline.stalls()
     assert stall.at_s == round(SPF / CLOCK_RATE, 3) and 0 <= stall.began <= stall.ended
     assert not timeline.spans(), "a stall is no task: no metric counts it as work"
-

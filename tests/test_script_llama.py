@@ -647,4 +647,3 @@ def test_a_script_going_on_after_a_splice_evaluates_only_what_follows_the_cut(
     assert evaluated[0] <= count_tokens(llm, new_text) + 8, (evaluated[0], "the transcript was evaluated again")
     for stream in (old, resumed):
         stream.close()
-
