@@ -100,12 +100,16 @@ class Slot:
         elapsed = now - t0
         return min(self.speed, cost / elapsed) if cost > 0 and elapsed > cost / self.speed else self.speed
 
-    def free_in(self, now: float) -> float:
-        """Seconds until its job is predicted to end (0: idle, or past its prediction)."""
+    def left_s(self, now: float) -> float:
+        """Predicted speed-1 seconds its job has left (0: idle, or past its prediction)."""
         if self.running is None:
             return 0.0
         cost, t0 = self.running
-        return max(0.0, cost / self.speed - (now - t0))
+        return max(0.0, cost - (now - t0) * self.speed_now(now))
+
+    def free_in(self, now: float) -> float:
+        """Seconds until its job is predicted to end (0: idle, or past its prediction)."""
+        return self.left_s(now) / self.speed_now(now)
 
     def straggling(self, now: float) -> bool:
         """Its job has run half again as long as its speed predicted (and a quarter second more)."""
@@ -162,8 +166,7 @@ class StagePool:
         with self._cv:
             queued = sum(j.cost_s for j in self._heap if (deadline is None or j.key[0] <= deadline)
                          and (tier is None or any(s.draws(j.tier) for s in slots)))
-            running = sum(max(0.0, cost - (now - t0) * s.speed_now(now))
-                          for s in slots if s.running for cost, t0 in [s.running])
+            running = sum(s.left_s(now) for s in slots)
         return queued + running
 
     @property
