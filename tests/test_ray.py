@@ -176,7 +176,10 @@ def test_episode_renders_through_ray_actors_and_survives_a_killed_actor(tmp_path
 
     workflow = load_workflow()
     deployment = load_deployment(RAY_DEPLOY, workflow)
-    deployment = deployment.model_copy(update={"ray": SMALL})
+    # No backup runs: while the new actor starts, the other one could otherwise finish the
+    # killed segment first and cancel the retry this test is about.
+    runtime = deployment.runtime.model_copy(update={"backup_runs": False})
+    deployment = deployment.model_copy(update={"ray": SMALL, "runtime": runtime})
     models = load_models(deployment, workflow)
     pools = StagePools.for_deployment(deployment)
     drawers = pools.drawers

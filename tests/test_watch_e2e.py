@@ -189,7 +189,9 @@ def test_e_viewers_were_sent_the_frames_encoded_once(client: httpx.Client) -> No
             sent[labels.split('track="')[1].split('"')[0], labels.split('encoder="')[1].split('"')[0]] = float(value)
     print("frames sent:", sent)
     assert sent.get(("video", "shared"), 0) > 10 * max(1.0, sent.get(("video", "own"), 0)), sent
-    assert sent.get(("audio", "shared"), 0) > 100 and sent.get(("audio", "own"), 0) == 0, sent
+    # A viewer at the live edge may reach a packet the encoding thread has not written yet
+    # and encode those 20 ms itself: rare, never the rule.
+    assert sent.get(("audio", "shared"), 0) > 100 * max(1.0, sent.get(("audio", "own"), 0)), sent
 
 
 def test_d_no_console_errors(session) -> None:
