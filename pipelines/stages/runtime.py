@@ -147,7 +147,20 @@ class EpisodeRuntime:
         the clock's origin moves there: later deadlines count from the real start.
         """
         spoken = max(0, start - self._intro_samples) / clock.CLOCK_RATE
-        return self._origin + spoken - self.deployment.runtime.deadline_margin_s
+        return self._first_words() + spoken - self.deployment.runtime.deadline_margin_s
+
+    def _first_words(self) -> float:
+        """When the first words play on the furthest viewer's clock (monotonic seconds).
+
+        A viewer who stalled plays every later segment that much later: counting from
+        the planned start would make this episode's segments look overdue, drawn at the
+        floor tier and ahead of other episodes' work that is due sooner.
+        """
+        at = self._viewers_at()
+        if at is None or self._ready_end is None:
+            return self._origin
+        played = (at - self._intro_samples) / clock.CLOCK_RATE
+        return max(self._origin, time.monotonic() - played)
 
     def lead_s(self) -> float:
         """Seconds of content ready ahead of the viewers' playout clock: this episode's buffer."""
