@@ -44,6 +44,7 @@ from pipelines.segments import (
     VoicedSegment,
 )
 from pipelines.spans import Span, Timeline
+from pipelines.stages.episode_clock import EpisodeClock
 from pipelines.stages.models_loaded import LoadedModels
 from pipelines.stages.pools import StagePools
 from pipelines.stages.segmenter import Segmenter
@@ -106,15 +107,12 @@ class EpisodeRuntime:
         self.shots = ShotPlanner(request.topic, deployment.camera)
         self._title_ready = asyncio.Event()
         self._rendered_event = asyncio.Event()
-        # The wall-clock instant the first words are due: deadlines count from it.
-        self._origin = time.monotonic() + deployment.runtime.startup_target_s
-        self._intro_samples = 0
-        #: End (clock samples) of the spoken content ready to play, in order.
-        self._ready_end: int | None = None
+        #: When each clock sample is due, and where the viewers are.
+        self.timing = EpisodeClock(deployment.runtime.startup_target_s, deployment.runtime.deadline_margin_s,
+                                   viewers_at or (lambda: None))
         #: Worker slots that have drawn each tier for this episode (its studio is built there).
         self._warm: dict[str, set[str]] = {}
         self.questions = questions
-        self._viewers_at = viewers_at or (lambda: None)
         self.on_splice = on_splice
         #: The stages now writing, voicing and dispatching (replaced at a splice).
         self._chain: list[asyncio.Task] = []
@@ -140,33 +138,9 @@ class EpisodeRuntime:
         self.archived_until = 0
         self.splicer = Splicer(self, questions, deployment.questions) if questions is not None else None
 
-    def deadline(self, start: int) -> float:
-        """When the segment starting at clock sample ``start`` must be ready (monotonic seconds).
-
-        Viewers start playing when the first spoken segment is ready, so once it is,
-        the clock's origin moves there: later deadlines count from the real start.
-        """
-        spoken = max(0, start - self._intro_samples) / clock.CLOCK_RATE
-        return self._first_words() + spoken - self.deployment.runtime.deadline_margin_s
-
-    def _first_words(self) -> float:
-        """When the first words play on the furthest viewer's clock (monotonic seconds).
-
-        A viewer who stalled plays every later segment that much later: counting from
-        the planned start would make this episode's segments look overdue, drawn at the
-        floor tier and ahead of other episodes' work that is due sooner.
-        """
-        at = self._viewers_at()
-        if at is None or self._ready_end is None:
-            return self._origin
-        played = (at - self._intro_samples) / clock.CLOCK_RATE
-        return max(self._origin, time.monotonic() - played)
-
     def lead_s(self) -> float:
-        """Seconds of content ready ahead of the viewers' playout clock: this episode's buffer."""
-        if self._ready_end is None:
-            return 0.0
-        return self.deadline(self._ready_end) + self.deployment.runtime.deadline_margin_s - time.monotonic()
+        """Seconds of content ready ahead of the furthest viewer: this episode's buffer."""
+        return self.timing.lead_s()
 
     @property
     def at_risk(self) -> bool:
@@ -176,7 +150,7 @@ class EpisodeRuntime:
 
     def _queue_key(self, start: int) -> float | None:
         """The deadline the queues order by; fifo and batch run in arrival order."""
-        return None if self.policy in ("fifo", "batch") else self.deadline(start)
+        return None if self.policy in ("fifo", "batch") else self.timing.deadline(start)
 
     # -------------------------------------------------------------- decisions
     def _first_tier(self) -> Quality:
@@ -280,7 +254,7 @@ class EpisodeRuntime:
         the ending is fixed. Unwatched, an episode is generated as fast as it can be."""
         if self.questions is None or self.questions.closed is not None:
             return False
-        furthest = self._viewers_at()
+        furthest = self.timing.viewers_at()
         if furthest is None:
             return False
         ahead = self._voiced_end - furthest
@@ -348,7 +322,7 @@ class EpisodeRuntime:
         if self.request.quality:
             tier = self.deployment.quality.tier(self.request.quality)
             return Decision(index, tier.name, "requested by the client", 0.0, 0.0)
-        deadline = self.deadline(voiced.start)
+        deadline = self.timing.deadline(voiced.start)
         video = self.pools.video
         # Pools that draw only some tiers (GPU pools): each tier is planned on its own slots.
         per_tier = {t: video.view(t, deadline) for t in self.planner.names} if video.restricted else None
@@ -431,10 +405,7 @@ class EpisodeRuntime:
 
     def _released(self, seg: ReadySegment) -> ReadySegment:
         """``seg``, handed to the sinks; the first spoken one starts the viewers' clock."""
-        if self._ready_end is None:
-            # Viewers start playing now: later deadlines count from here.
-            self._origin = max(self._origin, time.monotonic())
-        self._ready_end = seg.end
+        self.timing.released(seg.end)
         return seg
 
     def _prewarm(self, quality: Quality) -> None:
@@ -499,7 +470,7 @@ class EpisodeRuntime:
         """Yield the intro, every segment in order as soon as it is ready, then the outro."""
         intro = clock.pad_to_grid(clock.to_samples(self.deployment.timeline.intro_s), self.grid)
         outro = clock.pad_to_grid(clock.to_samples(self.deployment.timeline.outro_s), self.grid)
-        self._intro_samples = self._voiced_end = intro
+        self.timing.intro = self._voiced_end = intro
         self._start_chain(intro)
         if self.splicer is not None:
             self.splicer.start()
@@ -520,7 +491,7 @@ class EpisodeRuntime:
                     continue
                 last_tier = ready.quality
                 self._held.append(ready)  # the first spoken segments, until viewers may start on them
-                if self._ready_end is None and len(self._held) < self._start_segments():
+                if self.timing.ready_end is None and len(self._held) < self._start_segments():
                     continue
                 while self._held:
                     yield self._released(self._held.pop(0))
@@ -545,22 +516,13 @@ class EpisodeRuntime:
                 task.cancel()
 
     # -------------------------------------------------------------- viewers' questions
-    def settled(self) -> int:
-        """Content before this clock sample can no longer be replaced by a splice: what the
-        furthest viewer has played, or, with nobody watching, everything handed over."""
-        at = self._viewers_at()
-        ready = self._ready_end or 0
-        return ready if at is None else min(at, ready)
-
     def furthest(self) -> int:
-        """The furthest clock sample a viewer has played; with no viewer, where one who
-        started at the first words would be now."""
-        at = self._viewers_at()
-        if at is None:
-            if self._ready_end is None:
-                return self._intro_samples
-            at = self._intro_samples + clock.to_samples(max(0.0, time.monotonic() - self._origin))
-        return max(at, self._intro_samples)
+        """The furthest clock sample a viewer has played (see ``EpisodeClock.furthest``)."""
+        return self.timing.furthest()
+
+    def archived(self, end: int) -> None:
+        """The archive holds everything before clock sample ``end``: no splice goes earlier."""
+        self.archived_until = end
 
     async def splice(self, at: int, question: Question) -> None:
         """Drop everything from ``at`` on and go on from there with ``question``."""
@@ -582,8 +544,7 @@ class EpisodeRuntime:
         self._unheard_speech = unheard_speech(self.voiced, at)
         self.voiced = [v if v.end <= at else v.cut(at) for v in self.voiced if v.start < at]
         self._voiced_end = at
-        if self._ready_end is not None and self._ready_end > at:
-            self._ready_end = at
+        self.timing.cut(at)
         if self.on_splice is not None:
             self.on_splice(at)
         history = kept_history(self.voiced)

@@ -268,7 +268,7 @@ class EpisodeManager:
         try:
             async for segment in runtime.run():
                 self._on_segment(episode, segment)
-                await self._archive(episode, writer, runtime.settled() if runtime.splicer else None)
+                await self._archive(episode, writer, runtime.timing.settled() if runtime.splicer else None)
             await self._archive(episode, writer, None, final=True)
             episode.title = runtime.title
             await loop.run_in_executor(self._archive_pool, writer.close)
@@ -310,7 +310,7 @@ class EpisodeManager:
         while pending and (final or settled is None or pending[0].end <= settled):
             segment = pending.pop(0)
             if episode.runtime is not None:
-                episode.runtime.archived_until = segment.end  # no splice reaches back into the archive
+                episode.runtime.archived(segment.end)  # no splice reaches back into the archive
             await loop.run_in_executor(self._archive_pool, writer.write, segment)
 
     def _on_splice(self, episode: Episode, at: int) -> None:
