@@ -28,6 +28,7 @@ from pipelines.stages.pools import StagePools
 from pipelines.stages.runtime import EpisodeRuntime
 from server.admission.gate import Verdict
 from server.episodes.admission_loop import AdmissionLoop
+from server.episodes.archiver import Archiver
 from server.episodes.episode import Episode, Visibility
 from server.episodes.restore import episode_from_record, settle
 from server.episodes.store import EpisodeStore, StoreError
@@ -73,9 +74,9 @@ class EpisodeManager:
         self.episodes: dict[str, Episode] = {}
         # x264 encoding of the archive must never block the event loop that paces WebRTC.
         self._archive_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sw-archive")
-        #: Per episode, the segments handed over but not archived yet: a viewer's question
-        #: may still replace them (written once a viewer has played past them).
-        self._unarchived: dict[str, list[ReadySegment]] = {}
+        #: Per generating episode, its archive: segments are written once no viewer's
+        #: question can replace them any more (a viewer has played past them).
+        self._archives: dict[str, Archiver] = {}
         self._stopping = False
         self.signer = ShareSigner(load_secret(media_dir, dict(os.environ)))
         self.admission = AdmissionLoop(deployment, pools, media_dir, self.episodes, self._start)
@@ -260,18 +261,17 @@ class EpisodeManager:
         return True
 
     async def _produce(self, episode: Episode) -> None:
-        loop = asyncio.get_running_loop()
         runtime = episode.runtime
         assert runtime is not None
         quality = self.deployment.quality.stream_tier(episode.request.quality)
-        writer = Mp4Writer(episode.video_path, quality, self.deployment.output)
+        archive = self._archives[episode.id] = Archiver(
+            Mp4Writer(episode.video_path, quality, self.deployment.output), self._archive_pool,
+            settled=lambda: runtime.timing.settled() if runtime.splicer else None, on_archived=runtime.archived)
         try:
             async for segment in runtime.run():
                 self._on_segment(episode, segment)
-                await self._archive(episode, writer, runtime.timing.settled() if runtime.splicer else None)
-            await self._archive(episode, writer, None, final=True)
             episode.title = runtime.title
-            await loop.run_in_executor(self._archive_pool, writer.close)
+            await archive.close()
             episode.transcript.title = runtime.title
             episode.transcript.write(episode.directory / "transcript.json", episode.directory / "captions.vtt")
             episode.status = "finished"
@@ -285,7 +285,7 @@ class EpisodeManager:
             else:
                 episode.status = "cancelled"
             episode.buffer.finish(episode.status)
-            await loop.run_in_executor(self._archive_pool, writer.abort)
+            await archive.abort()
             raise
         except Exception as exc:
             log.exception("episode %s failed", episode.id)
@@ -295,32 +295,19 @@ class EpisodeManager:
             else:
                 episode.error = str(exc) if isinstance(exc, EpisodeError) else f"internal error: {exc}"
             episode.buffer.finish(episode.error)
-            await loop.run_in_executor(self._archive_pool, writer.abort)
+            await archive.abort()
         finally:
-            self._unarchived.pop(episode.id, None)
+            self._archives.pop(episode.id, None)
             episode.close_questions()
             self._save(episode)
-
-    async def _archive(self, episode: Episode, writer: Mp4Writer, settled: int | None, final: bool = False) -> None:
-        """Write the segments no splice can replace any more into the MP4 archive: those a
-        viewer has played past (``settled``; None: every one, as when questions are off),
-        and all that is left once the episode is complete."""
-        loop = asyncio.get_running_loop()
-        pending = self._unarchived.setdefault(episode.id, [])
-        while pending and (final or settled is None or pending[0].end <= settled):
-            segment = pending.pop(0)
-            if episode.runtime is not None:
-                episode.runtime.archived(segment.end)  # no splice reaches back into the archive
-            await loop.run_in_executor(self._archive_pool, writer.write, segment)
 
     def _on_splice(self, episode: Episode, at: int) -> None:
         """A viewer's question goes in at clock sample ``at``: what was handed over from
         there on is dropped before anyone plays it (buffer, transcript, archive queue)."""
         cut = episode.buffer.truncate(at)
         episode.transcript.truncate(at, cut)
-        pending = self._unarchived.get(episode.id, [])
-        # The queue holds the buffer's segments: the one cut is the buffer's cut.
-        pending[:] = [cut if cut is not None and s.start == cut.start else s for s in pending if s.start < at]
+        if (archive := self._archives.get(episode.id)) is not None:
+            archive.truncate(at, cut)  # it queues the buffer's segments: the one cut is the buffer's cut
 
     def _on_segment(self, episode: Episode, segment: ReadySegment) -> None:
         now = round(time.monotonic() - episode.created, 3)
@@ -332,7 +319,7 @@ class EpisodeManager:
             episode.title = episode.runtime.title
         episode.buffer.append(segment)
         episode.transcript.add(segment)
-        self._unarchived.setdefault(episode.id, []).append(segment)
+        self._archives[episode.id].add(segment)
 
     async def shutdown(self) -> None:
         """Stop generating; what was running is kept as interrupted, ready to re-run."""
