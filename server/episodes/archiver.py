@@ -1,9 +1,9 @@
 """An episode's MP4 archive, written beside the hand-over to viewers, never in its way.
 
-Encoding a segment into the archive (x264) costs about as much CPU as drawing it. Done
-in the loop that hands segments to the viewers, every write held the next segment back
-from them, most visibly after a viewer's question, when the episode has little content
-ready ahead of its viewers. So each episode's archive is written by a task of its own.
+x264-encoding a segment into the archive takes real CPU time. Done in the loop that hands
+segments to the viewers, each write would hold the next segment back from them, and stall
+them whenever little is ready ahead (right after a viewer's question, a splice). So each
+episode's archive is written by a task of its own, its encoding on a worker thread.
 """
 from __future__ import annotations
 
