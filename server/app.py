@@ -6,6 +6,7 @@ dashboard hub) is built here and handed to the routes through ``app.state``.
 """
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -38,7 +39,9 @@ def create_app(settings: Settings | None = None, pricing_path: str | Path | None
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await state.load()
+        ticker = asyncio.create_task(app.state.observability.loop_lag.run(), name="loop-lag")
         yield
+        ticker.cancel()
         await state.close()
 
     app = FastAPI(title="StreamWise", version="0.1.0", lifespan=lifespan,

@@ -345,7 +345,7 @@ def test_every_family_is_prefixed_and_documented() -> None:
         "streamwise_active_episodes", "streamwise_admission_refusals", "streamwise_cost_per_episode_minute_dollars",
         "streamwise_episode_buffered_seconds", "streamwise_episode_errors", "streamwise_episode_generated_seconds",
         "streamwise_episodes", "streamwise_episodes_started", "streamwise_estimated_cost_dollars",
-        "streamwise_generated_media_seconds", "streamwise_quality_changes", "streamwise_queue_wait_seconds",
+        "streamwise_event_loop_lag_seconds", "streamwise_generated_media_seconds", "streamwise_quality_changes", "streamwise_queue_wait_seconds",
         "streamwise_stage_latency_seconds", "streamwise_stalled_seconds", "streamwise_stalls",
         "streamwise_time_to_first_frame_seconds", "streamwise_time_to_first_speech_seconds", "streamwise_viewers",
         "streamwise_webrtc_frames_sent", "streamwise_worker_busy_seconds", "streamwise_worker_utilisation_ratio",
@@ -353,6 +353,24 @@ def test_every_family_is_prefixed_and_documented() -> None:
     for fam in families:
         assert fam.name.startswith("streamwise_"), fam.name
         assert fam.documentation, fam.name
+
+
+def test_event_loop_lag_is_measured_from_inside_the_loop() -> None:
+    """A callback that holds the loop shows as one late wake-up of the ticker."""
+    obs = Observability(FakeState(), pricing())
+
+    async def scenario() -> None:
+        ticker = asyncio.create_task(obs.loop_lag.run())
+        await asyncio.sleep(0.1)
+        time.sleep(0.3)  # noqa: ASYNC251 - holds the event loop, as a slow callback would
+        await asyncio.sleep(0.1)
+        ticker.cancel()
+
+    run_async(scenario())
+    m = scrape(obs)
+    assert m["streamwise_event_loop_lag_seconds_count"] >= 5
+    assert m['streamwise_event_loop_lag_seconds_bucket{le="0.2"}'] < m["streamwise_event_loop_lag_seconds_count"]
+    assert obs.loop_lag.worst_s >= 0.25
 
 
 def test_percentile() -> None:
@@ -499,7 +517,8 @@ def test_live_metrics_move_when_an_episode_plays(client: httpx.Client) -> None:
     before = _samples(client)
     for family in ("streamwise_time_to_first_frame_seconds_count", "streamwise_active_episodes", "streamwise_viewers",
                    "streamwise_stalls_total", "streamwise_quality_changes_total", "streamwise_admission_refusals_total",
-                   "streamwise_episode_errors_total", "process_cpu_seconds_total"):
+                   "streamwise_episode_errors_total", "streamwise_event_loop_lag_seconds_count",
+                   "process_cpu_seconds_total"):
         assert any(k.startswith(family) for k in before), family
     r = client.post("/api/episodes", json={"topic": "how bees talk", "duration_s": 10})
     assert r.status_code == 201

@@ -13,7 +13,6 @@ dashboard, not counted again); an episode re-run under the same id counts anew.
 """
 from __future__ import annotations
 
-import bisect
 import math
 import time
 from collections import defaultdict, deque
@@ -23,6 +22,8 @@ from typing import Any
 
 from models.protocols import CLOCK_RATE
 from server.episodes.episode import Episode
+from server.observability.histogram import Hist
+from server.observability.loop_lag import LoopLag
 from server.observability.pricing import Pricing
 from server.state import ServerState
 
@@ -32,47 +33,12 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0,
 STARTUP_BUCKETS = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 60.0)
 #: Window of the worker utilisation gauge.
 UTILISATION_WINDOW_S = 60.0
-#: Values kept per series for the dashboard's percentiles and distributions.
-RECENT = 500
 
 #: Response status of an episode creation -> the refusal reason counted.
 REFUSALS = {429: "quota", 507: "disk"}
 
 
 # ------------------------------------------------------------------ running totals
-class Hist:
-    """A cumulative histogram (Prometheus semantics) plus the most recent values."""
-
-    def __init__(self, bounds: tuple[float, ...]) -> None:
-        self.bounds = bounds
-        self.counts = [0] * (len(bounds) + 1)
-        self.sum = 0.0
-        self.recent: deque[float] = deque(maxlen=RECENT)
-
-    def observe(self, value: float) -> None:
-        if not math.isfinite(value):
-            return
-        self.counts[bisect.bisect_left(self.bounds, value)] += 1
-        self.sum += value
-        self.recent.append(value)
-
-    @property
-    def count(self) -> int:
-        return sum(self.counts)
-
-    def buckets(self) -> list[tuple[str, int]]:
-        out, total = [], 0
-        for bound, n in zip(self.bounds, self.counts):
-            total += n
-            out.append((_float(bound), total))
-        out.append(("+Inf", total + self.counts[-1]))
-        return out
-
-
-def _float(value: float) -> str:
-    return repr(float(value))
-
-
 def percentile(values: list[float], q: float) -> float | None:
     """Linear-interpolated percentile (q in 0..100) of unsorted values."""
     if not values:
@@ -161,6 +127,8 @@ class Observability:
         # recent busy intervals per worker, absolute monotonic times
         self._busy_recent: dict[str, deque[tuple[float, float]]] = defaultdict(lambda: deque(maxlen=4096))
         self.worker_stage: dict[str, str] = {}
+        #: How late the event loop wakes up (its ticker runs for the server's life: app.py).
+        self.loop_lag = LoopLag()
 
     # -------------------------------------------------------------- reading
     def refresh(self) -> None:

@@ -129,6 +129,12 @@ class StreamwiseCollector:
         for (track, encoder), n in sorted(obs.state.gateway.frames_sent.items()):
             fam.add_metric([track, encoder], n)
         yield fam
+        lag = obs.loop_lag.hist
+        fam = HistogramMetricFamily("streamwise_event_loop_lag_seconds",
+                                    "How late the event loop that paces WebRTC woke up when asked to (sampled every "
+                                    "20 ms): a late loop sends frames late, a freeze in the browser with content ready.")
+        fam.add_metric([], lag.buckets(), lag.sum)
+        yield fam
 
     def _totals(self) -> Iterator[Metric]:
         obs = self.obs
