@@ -21,20 +21,15 @@ class LoopLag:
     """Asks to wake every ``interval_s`` and records by how much each wake-up was late.
 
     ``run`` is a task for the life of the server (cancel it to stop); ``hist`` holds
-    the lags in seconds and ``worst_s`` the largest one seen.
+    the lags in seconds.
     """
 
     def __init__(self, interval_s: float = 0.02) -> None:
         self.interval_s = interval_s
         self.hist = Hist(LAG_BUCKETS)
-        self.worst_s = 0.0
-
-    def observe(self, lag_s: float) -> None:
-        self.hist.observe(lag_s)
-        self.worst_s = max(self.worst_s, lag_s)
 
     async def run(self) -> None:
         while True:
             t0 = time.monotonic()
             await asyncio.sleep(self.interval_s)
-            self.observe(max(0.0, time.monotonic() - t0 - self.interval_s))
+            self.hist.observe(max(0.0, time.monotonic() - t0 - self.interval_s))
